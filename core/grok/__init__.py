@@ -1,0 +1,1 @@
+"""Grok Web upstream: transports, parsing and the typed events both chat transports produce."""

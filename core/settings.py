@@ -1,0 +1,191 @@
+"""Start-up settings, read from environment variables once per process.
+
+Settings that operators change at run time (model aliases, thinking output, ...) may later be overridden from the
+store; this module only knows the environment. ``Settings.from_env`` validates everything and reports every
+problem at once, one line per variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+DEFAULT_USER_AGENT = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/136.0.0.0 Safari/537.36"
+)
+
+ENV_NAMES: dict[str, tuple[str, ...]] = {
+    # field name -> environment variables, first match wins
+    "app_env": ("APP_ENV",),
+    "api_keys": ("API_KEYS",),
+    "admin_password": ("ADMIN_PASSWORD",),
+    "cron_secret": ("CRON_SECRET",),
+    "encryption_key": ("ENCRYPTION_KEY",),
+    "public_base_url": ("PUBLIC_BASE_URL",),
+    "data_dir": ("DATA_DIR",),
+    "redis_url": ("REDIS_URL",),
+    "upstash_url": ("UPSTASH_REDIS_REST_URL", "KV_REST_API_URL"),
+    "upstash_token": ("UPSTASH_REDIS_REST_TOKEN", "KV_REST_API_TOKEN"),
+    "store_prefix": ("STORE_PREFIX",),
+    "store_timeout": ("STORE_TIMEOUT",),
+    "grok_base_url": ("GROK_BASE_URL",),
+    "grok_assets_url": ("GROK_ASSETS_URL",),
+    "grok_ws_url": ("GROK_WS_URL",),
+    "chat_transport": ("CHAT_TRANSPORT",),
+    "impersonate": ("GROK_IMPERSONATE",),
+    "user_agent": ("GROK_USER_AGENT",),
+    "cf_clearance": ("GROK_CF_CLEARANCE",),
+    "cf_cookies": ("GROK_CF_COOKIES",),
+    "statsig_id": ("GROK_STATSIG_ID",),
+    "proxy_url": ("GROK_PROXY_URL",),
+    "connect_timeout": ("UPSTREAM_CONNECT_TIMEOUT",),
+    "first_byte_timeout": ("UPSTREAM_FIRST_BYTE_TIMEOUT",),
+    "stream_idle_timeout": ("UPSTREAM_IDLE_TIMEOUT",),
+    "request_timeout": ("UPSTREAM_REQUEST_TIMEOUT",),
+    "heartbeat_interval": ("SSE_HEARTBEAT_INTERVAL",),
+    "thinking_output": ("THINKING_OUTPUT",),
+    "filter_tags": ("FILTER_TAGS",),
+    "model_aliases": ("MODEL_ALIASES",),
+    "allow_private_urls": ("ALLOW_PRIVATE_URLS",),
+    "max_image_bytes": ("MAX_IMAGE_BYTES",),
+    "max_request_bytes": ("MAX_REQUEST_BYTES",),
+    "max_attempts": ("MAX_ATTEMPTS",),
+    "account_concurrency": ("ACCOUNT_CONCURRENCY",),
+    "lease_ttl": ("LEASE_TTL",),
+    "quota_stale_after": ("QUOTA_STALE_AFTER",),
+}
+
+
+class Settings(BaseModel):
+    """Everything configurable at start-up. Field docs double as the README's configuration reference."""
+
+    model_config = {"frozen": True}
+
+    app_env: Literal["development", "production"] = Field(
+        "development", description="`production` refuses to start without ADMIN_PASSWORD and API_KEYS."
+    )
+    api_keys: tuple[str, ...] = Field((), description="Comma-separated client API keys (Bearer or x-api-key).")
+    admin_password: str | None = Field(None, description="Admin API secret (Bearer). No default in production.")
+    cron_secret: str | None = Field(None, description="Bearer secret for cron endpoints (Vercel Cron sends it).")
+    encryption_key: str | None = Field(None, description="Encrypts session tokens at rest when set.")
+    public_base_url: str | None = Field(None, description="Public URL of this gateway, used in media links.")
+
+    data_dir: Path = Field(Path("data"), description="Embedded Redis and local media live here.")
+    redis_url: str | None = Field(None, description="Any Redis (redis:// or rediss://). Default: embedded Redis.")
+    upstash_url: str | None = Field(None, description="Upstash REST URL (or KV_REST_API_URL on Vercel).")
+    upstash_token: str | None = Field(None, description="Upstash REST token (or KV_REST_API_TOKEN).")
+    store_prefix: str = Field("g2a:", description="Prefix for every key this gateway writes.")
+    store_timeout: float = Field(2.0, gt=0, description="Seconds before a store call is abandoned (→ 503).")
+
+    grok_base_url: str = Field("https://grok.com", description="Grok Web base URL (point at the simulator).")
+    grok_assets_url: str = Field("https://assets.grok.com", description="Assets host base URL.")
+    grok_ws_url: str = Field("wss://grok.com/ws/mgw/", description="mgw chat WebSocket URL.")
+    chat_transport: Literal["rest", "mgw"] = Field("rest", description="`rest` (NDJSON) or `mgw` (WebSocket).")
+    impersonate: str = Field("chrome136", description="curl_cffi browser fingerprint to impersonate.")
+    user_agent: str = Field(DEFAULT_USER_AGENT, description="Must match the browser that got cf_clearance.")
+    cf_clearance: str | None = Field(None, description="cf_clearance cookie copied from your own browser.")
+    cf_cookies: str | None = Field(None, description="Other Cloudflare cookies (`a=b; c=d`) from your browser.")
+    statsig_id: str | None = Field(None, description="x-statsig-id copied from your browser; never generated.")
+    proxy_url: str | None = Field(None, description="Egress proxy for upstream calls.")
+
+    connect_timeout: float = Field(10.0, gt=0, description="Upstream connect timeout, seconds.")
+    first_byte_timeout: float = Field(30.0, gt=0, description="Seconds to wait for the first upstream byte.")
+    stream_idle_timeout: float = Field(60.0, gt=0, description="Seconds of upstream silence before giving up.")
+    request_timeout: float = Field(300.0, gt=0, description="Hard cap for one upstream call, seconds.")
+    heartbeat_interval: float = Field(15.0, gt=0, description="SSE comment heartbeat while upstream is silent.")
+
+    thinking_output: Literal["separate", "inline", "hidden"] = Field(
+        "separate", description="`separate` = reasoning_content, `inline` = <think> in content, `hidden`."
+    )
+    filter_tags: tuple[str, ...] = Field(
+        ("xaiartifact", "xai:tool_usage_card", "grok:render"), description="Grok markup tags removed from text."
+    )
+    model_aliases: dict[str, str] = Field(
+        default_factory=dict, description="Extra model aliases: JSON object or `gpt-4o=grok-4.5,...`."
+    )
+    allow_private_urls: bool = Field(False, description="Let image URLs reach private/loopback hosts (tests only).")
+    max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest image fetched or accepted.")
+    max_request_bytes: int = Field(4 * 1024 * 1024, gt=0, description="Largest request body accepted.")
+    max_attempts: int = Field(3, ge=1, le=10, description="Accounts tried per request before giving up.")
+    account_concurrency: int = Field(1, ge=1, description="In-flight requests allowed per account.")
+    lease_ttl: float = Field(330.0, gt=0, description="Seconds before a dead instance's slot frees itself.")
+    quota_stale_after: float = Field(900.0, gt=0, description="Refresh an account's quota lazily after this.")
+
+    @field_validator("api_keys", "filter_tags", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("model_aliases", mode="before")
+    @classmethod
+    def _parse_aliases(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text:
+            return {}
+        if text.startswith("{"):
+            return json.loads(text)
+        pairs = (item.split("=", 1) for item in text.split(",") if item.strip())
+        return {alias.strip(): target.strip() for alias, target in pairs}
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from the environment; raise ``SettingsError`` listing every bad variable."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field, names in ENV_NAMES.items():
+            for name in names:
+                if env.get(name) not in (None, ""):
+                    values[field] = env[name]
+                    break
+        values.update(overrides)
+        try:
+            settings = cls(**values)
+        except ValidationError as exc:
+            raise SettingsError.from_validation(exc) from None
+        except json.JSONDecodeError as exc:  # MODEL_ALIASES given as broken JSON
+            raise SettingsError([f"MODEL_ALIASES: not valid JSON ({exc.msg})"]) from None
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Cross-field rules that pydantic cannot express per field."""
+        problems = []
+        if self.is_production and not self.admin_password:
+            problems.append("ADMIN_PASSWORD: required when APP_ENV=production (there is no default).")
+        if self.is_production and not self.api_keys:
+            problems.append("API_KEYS: required when APP_ENV=production.")
+        if bool(self.upstash_url) != bool(self.upstash_token):
+            problems.append("UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together.")
+        if problems:
+            raise SettingsError(problems)
+
+
+class SettingsError(ValueError):
+    """Invalid configuration; ``problems`` holds one plain sentence per variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError) -> SettingsError:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            env_name = ENV_NAMES.get(field, (field.upper(),))[0]
+            problems.append(f"{env_name}: {error['msg']}")
+        return cls(problems)
