@@ -1,0 +1,46 @@
+"""The FastAPI application: routes, error handlers, limits. ``create_app`` is the one way to build it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import _admin, _errors, _health, _openai
+from api._auth import KeyChecker
+from api._deps import GatewayHolder
+from api._limits import BodyLimit
+from core.gateway import Gateway
+from core.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, gateway_factory: Callable[[], Gateway] | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    factory = gateway_factory or (lambda: Gateway.from_settings(settings))
+    holder = GatewayHolder(factory)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await holder.aclose()
+
+    app = FastAPI(
+        title="Grok2API",
+        version="0.1.0",
+        description="OpenAI- and Anthropic-compatible gateway for Grok Web accounts.",
+        lifespan=lifespan,
+        docs_url=None if settings.is_production else "/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.gateway = holder
+    app.state.keys = KeyChecker(settings.api_keys, settings.admin_password, settings.cron_secret)
+    _errors.install(app)
+    app.include_router(_openai.router)
+    app.include_router(_admin.router)
+    app.include_router(_health.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    logging.getLogger("grok2api").setLevel(logging.INFO)
+    return app

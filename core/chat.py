@@ -1,0 +1,205 @@
+"""Where a chat request goes: lease an account, upload attachments, open the upstream stream, fail over.
+
+``ChatService.open`` returns a ``ChatStream`` only once the upstream has produced its first substantive event,
+so every failure that happens before a byte could reach the client is retried on another account (up to
+``max_attempts``) and the client sees one clean answer or one clear error. The caller must ``finish()`` the stream
+exactly once; that settles the lease (quota actually charged, counters, failure rules) in one store command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from core.attachments import Attachment, load_image
+from core.catalog import MODES, ModelSpec
+from core.errors import FailureKind, GatewayError, NoAccountAvailable, UpstreamError
+from core.grok.client import ChatCall, Credentials, GrokClient
+from core.grok.events import ConversationStarted, Event, ModelInfo, StreamError, Title, UserTurn
+from core.pool import Lease, Outcome, TokenPool, parse_rate_limits
+from core.prompt import Prompt
+from core.settings import Settings
+
+# Events that say nothing about whether the answer will succeed: preflight reads past them.
+PREAMBLE = (ConversationStarted, UserTurn, ModelInfo, Title)
+NOT_RETRIED = (FailureKind.BAD_REQUEST,)  # the request itself is at fault: another account won't help
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    model: ModelSpec
+    prompt: Prompt
+    requested_model: str
+    sticky_key: str | None = None
+    disable_search: bool = False
+
+
+@dataclass(slots=True)
+class ChatStream:
+    """An open upstream answer. Iterate ``events()``; call ``finish()`` once, whatever happened."""
+
+    request: ChatRequest
+    lease: Lease
+    attempts: int
+    _service: ChatService
+    _head: list[Event]
+    _rest: AsyncIterator[Event]
+    _started: float = field(default_factory=time.monotonic)
+    _finished: bool = False
+
+    @property
+    def account_id(self) -> str:
+        return self.lease.account_id
+
+    async def events(self) -> AsyncIterator[Event]:
+        for event in self._head:
+            yield event
+        self._head = []
+        async for event in self._rest:
+            yield event
+
+    async def finish(
+        self, *, failure: GatewayError | None = None, prompt_tokens: int = 0, completion_tokens: int = 0
+    ) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        closer = getattr(self._rest, "aclose", None)
+        if closer is not None:
+            try:
+                await closer()
+            except Exception:  # the upstream iterator may already be broken; the outcome below is what matters
+                pass
+        upstream_failure = failure if isinstance(failure, UpstreamError) else None
+        await self._service.pool.settle(
+            self.lease,
+            Outcome(
+                ok=failure is None,
+                charged=self.lease.cost,
+                failure=upstream_failure,
+                model=self.request.model.id,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                latency_ms=(time.monotonic() - self._started) * 1000,
+            ),
+        )
+
+
+class ChatService:
+    def __init__(self, settings: Settings, pool: TokenPool, client: GrokClient) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.client = client
+
+    async def load_attachments(self, prompt: Prompt) -> list[Attachment]:
+        """Fetch/decode images once per request (not per attempt), concurrently."""
+        loads = [
+            load_image(
+                ref,
+                max_bytes=self.settings.max_image_bytes,
+                allow_private=self.settings.allow_private_urls,
+                param=f"messages[].content[image_url #{index}]",
+            )
+            for index, ref in enumerate(prompt.images)
+        ]
+        return list(await asyncio.gather(*loads))
+
+    async def open(self, request: ChatRequest) -> ChatStream:
+        attachments = await self.load_attachments(request.prompt)
+        model = request.model
+        exclude: set[str] = set()
+        last_error: UpstreamError | None = None
+        attempts = 0
+        while attempts < self.settings.max_attempts:
+            try:
+                lease = await self.pool.lease(
+                    mode=model.mode, min_tier=model.min_tier, cost=model.cost, exclude=exclude,
+                    sticky_key=request.sticky_key,
+                )
+            except NoAccountAvailable:
+                if last_error is not None:
+                    raise last_error from None
+                raise
+            attempts += 1
+            creds = Credentials(token=lease.token, account_id=lease.account_id)
+            head: list[Event] = []
+            try:
+                if lease.needs_refresh and not await self._refresh_allows(creds, lease):
+                    exclude.add(lease.account_id)
+                    attempts -= 1  # not a failure: the account simply had no quota left
+                    continue
+                file_ids = [
+                    (await self.client.upload(creds, name=a.name, mime=a.mime, data=a.data)).file_id
+                    for a in attachments
+                ]
+                call = ChatCall(
+                    message=request.prompt.message, mode=model.mode, file_ids=file_ids,
+                    disable_search=request.disable_search,
+                )
+                events = self.client.chat(creds, call)
+                await self._preflight(events, head)
+            except UpstreamError as exc:
+                charged = lease.cost if _accepted(head) and exc.kind is not FailureKind.RATE_LIMITED else 0
+                await self.pool.settle(lease, Outcome(ok=False, charged=charged, failure=exc, model=model.id))
+                if exc.kind in NOT_RETRIED:
+                    raise
+                exclude.add(lease.account_id)
+                last_error = exc
+                continue
+            except BaseException:
+                await asyncio.shield(self.pool.settle(lease, Outcome(ok=False, charged=0, model=model.id)))
+                raise
+            return ChatStream(request, lease, attempts, self, head, events)
+        assert last_error is not None
+        raise last_error
+
+    async def _preflight(self, events: AsyncIterator[Event], head: list[Event]) -> None:
+        """Read into ``head`` up to the first substantive event. In-stream errors here can still fail over."""
+        async for event in events:
+            if isinstance(event, StreamError):
+                raise _stream_error(event)
+            head.append(event)
+            if not isinstance(event, PREAMBLE):
+                return
+        # The stream ended before saying anything useful.
+        raise UpstreamError(FailureKind.STREAM, "grok.com closed the stream before answering")
+
+    async def _refresh_allows(self, creds: Credentials, lease: Lease) -> bool:
+        """Lazy quota refresh on the request path: learn the account's windows (and so its tier)."""
+        bodies = await asyncio.gather(*(self.client.rate_limits(creds, mode) for mode in MODES),
+                                      return_exceptions=True)
+        windows = {}
+        for mode, body in zip(MODES, bodies, strict=True):
+            if isinstance(body, UpstreamError):
+                if body.kind in (FailureKind.UNAUTHORIZED, FailureKind.BLOCKED, FailureKind.CLOUDFLARE,
+                                 FailureKind.ANTI_BOT):
+                    raise body
+                continue
+            if isinstance(body, BaseException):
+                continue
+            windows[mode] = parse_rate_limits(body)
+        if windows:
+            await self.pool.update_quota(lease.account_id, windows)
+        window = windows.get(lease.mode)
+        return window is None or window.remaining is None or window.remaining >= lease.cost
+
+
+def _accepted(head: list[Event]) -> bool:
+    """grok.com charges a turn once it has opened the conversation."""
+    return any(isinstance(event, ConversationStarted | UserTurn) for event in head)
+
+
+def _stream_error(event: StreamError) -> UpstreamError:
+    if event.is_usage_limit:
+        return UpstreamError(FailureKind.RATE_LIMITED, f"grok.com: {event.message}", quota_exhausted=True)
+    if event.is_anti_bot:
+        return UpstreamError(FailureKind.ANTI_BOT, f"grok.com rejected the request by its anti-bot rules: "
+                             f"{event.message}")
+    return UpstreamError(FailureKind.STREAM, f"grok.com reported an error: {event.message}")
+
+
+def stream_error(event: StreamError) -> UpstreamError:
+    """Public form of the in-stream error mapping, for errors after the first byte."""
+    return _stream_error(event)

@@ -1,0 +1,32 @@
+"""The engine, assembled: settings → store → pool, upstream client, catalog, chat service.
+
+One ``Gateway`` per process. Building it does no network I/O beyond opening the store, so a cold serverless
+instance is ready fast; connections are made on first use.
+"""
+
+from __future__ import annotations
+
+from core.catalog import Catalog
+from core.chat import ChatService
+from core.grok.client import GrokClient
+from core.pool import TokenPool
+from core.settings import Settings
+from core.store import Store, open_store
+
+
+class Gateway:
+    def __init__(self, settings: Settings, store: Store, client: GrokClient | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.catalog = Catalog.load(settings.model_aliases)
+        self.pool = TokenPool(store, settings)
+        self.client = client or GrokClient(settings)
+        self.chat = ChatService(settings, self.pool, self.client)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Gateway:
+        return cls(settings, open_store(settings))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        await self.store.close()
