@@ -1,0 +1,1 @@
+"""Platform adapters: local/Render server and CLI, AWS Lambda handler, cron entry points."""
