@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,8 +24,22 @@ class ScriptMissing(Exception):
     """Raised by a transport when EVALSHA answers NOSCRIPT."""
 
 
+class CommandError(Exception):
+    """Redis answered with an error reply (WRONGTYPE, a Lua ``error_reply``, ...).
+
+    The store is up and the command reached it: this is a bug or a data problem, not unavailability, so it is
+    not turned into ``StoreUnavailable``. Inside ``Store.pipeline`` results it is *returned* in place, not raised.
+    """
+
+
 class Transport(Protocol):
-    """Sends raw commands. Replies are decoded to ``str``/``int``/``list``/``None`` (RESP2 shapes)."""
+    """Sends raw commands and returns raw RESP2 replies, identical on every transport.
+
+    Bulk and simple strings are ``str`` (UTF-8), integers ``int``, nil ``None``, arrays ``list`` (nested as
+    the server sent them): no client-side reshaping, so ``HGETALL`` is a flat list and ``SET`` is ``"OK"``.
+    An error reply raises ``CommandError`` (``ScriptMissing`` for NOSCRIPT); in ``pipeline`` it is returned in
+    place so one failing command does not hide the others' results.
+    """
 
     name: str
 
@@ -56,19 +71,27 @@ class Store:
         return self.prefix + ":".join(parts)
 
     async def call(self, *command: str | int | float | bytes) -> Any:
+        """One command; raw RESP2 reply (see ``Transport``)."""
+        _check(command)
         self.commands_sent += 1
         return await self._guard(self.transport.execute(list(command)), command[0])
 
     async def pipeline(self, commands: Sequence[Command]) -> list[Any]:
+        """Several commands in one round trip, not atomic; a failed one is a ``CommandError`` in its slot."""
         if not commands:
             return []
+        for command in commands:
+            _check(command)
         self.commands_sent += len(commands)
         return await self._guard(self.transport.pipeline([list(c) for c in commands]), "pipeline")
 
-    async def run(self, script: Script, keys: Sequence[str] = (), args: Sequence[str | int | float] = ()) -> Any:
+    async def run(
+        self, script: Script, keys: Sequence[str] = (), args: Sequence[str | int | float] = ()
+    ) -> Any:
         """Run a Lua script atomically: EVALSHA, then EVAL once if the server lacks it."""
-        self.commands_sent += 1
         evalsha = ["EVALSHA", script.sha, len(keys), *keys, *args]
+        _check(evalsha)
+        self.commands_sent += 1
         try:
             return await self._guard(self.transport.execute(evalsha), script.name)
         except ScriptMissing:
@@ -80,21 +103,52 @@ class Store:
     async def ping(self) -> bool:
         return await self.call("PING") in ("PONG", True, b"PONG")
 
+    def describe(self) -> dict[str, Any]:
+        """Transport, masked address and counters: safe for logs and the admin health page."""
+        return {
+            "transport": self.transport.name,
+            "target": getattr(self.transport, "target", ""),
+            "prefix": self.prefix,
+            "timeout": self.timeout,
+            "commands_sent": self.commands_sent,
+        }
+
+    async def health(self) -> dict[str, Any]:
+        """``describe()`` plus a PING: ``ok``, ``latency_ms`` and the error message if it failed."""
+        started = time.perf_counter()
+        try:
+            ok, error = await self.ping(), None
+        except StoreUnavailable as exc:
+            ok, error = False, exc.message
+        latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        return {**self.describe(), "ok": ok, "latency_ms": latency_ms, "error": error}
+
     async def close(self) -> None:
         await self.transport.close()
 
     async def _guard(self, awaitable: Any, what: object) -> Any:
         try:
             return await asyncio.wait_for(awaitable, self.timeout)
-        except ScriptMissing:
+        except (ScriptMissing, CommandError, StoreUnavailable):
             raise
         except TimeoutError:
             raise StoreUnavailable(
-                f"state store ({self.transport.name}) did not answer {what!s} within {self.timeout:g}s"
+                f"state store ({self._label()}) did not answer {what!s} within {self.timeout:g}s"
             ) from None
-        except StoreUnavailable:
-            raise
         except Exception as exc:  # connection refused, auth, protocol errors: all mean "store unusable"
             raise StoreUnavailable(
-                f"state store ({self.transport.name}) failed on {what!s}: {type(exc).__name__}: {exc}"
+                f"state store ({self._label()}) failed on {what!s}: {type(exc).__name__}: {exc}"
             ) from exc
+
+    def _label(self) -> str:
+        target = getattr(self.transport, "target", "")
+        return f"{self.transport.name} at {target}" if target else self.transport.name
+
+
+def _check(command: Command) -> None:
+    """Reject arguments Redis cannot carry, the same way on every transport (a bug, not an outage)."""
+    if not command:
+        raise TypeError("empty store command")
+    for arg in command:
+        if isinstance(arg, bool) or not isinstance(arg, str | bytes | int | float):
+            raise TypeError(f"invalid store argument {arg!r} in {command[0]!s}")

@@ -1,0 +1,1 @@
+"""Test helpers that run real servers: redis-server, the embedded store, an Upstash-REST-compatible front."""
