@@ -102,8 +102,8 @@ class UpstashCompatServer:
                     pipe.execute_command(*_args(command))
                 try:
                     results = await pipe.execute(raise_on_error=False)
-                except ResponseError as exc:  # EXECABORT: a command was rejected while queueing
-                    return _error(_error_text(exc), 400)
+                except ResponseError:  # redis-py re-raises the queueing error; Redis itself answers EXECABORT
+                    return _error("EXECABORT Transaction discarded because of previous errors.", 400)
             encode = _base64(request)
             return JSONResponse(
                 [
