@@ -59,6 +59,16 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "account_concurrency": ("ACCOUNT_CONCURRENCY",),
     "lease_ttl": ("LEASE_TTL",),
     "quota_stale_after": ("QUOTA_STALE_AFTER",),
+    # --- token pool failure rules (core/pool) ---
+    "rate_limit_cooldown": ("RATE_LIMIT_COOLDOWN",),
+    "exhausted_cooldown": ("EXHAUSTED_COOLDOWN",),
+    "failure_backoff_base": ("FAILURE_BACKOFF_BASE",),
+    "failure_backoff_max": ("FAILURE_BACKOFF_MAX",),
+    "invalid_after_unauthorized": ("INVALID_AFTER_UNAUTHORIZED",),
+    "invalid_after_blocked": ("INVALID_AFTER_BLOCKED",),
+    "sticky_ttl": ("STICKY_TTL",),
+    "usage_retention_days": ("USAGE_RETENTION_DAYS",),
+    # --- end token pool ---
 }
 
 
@@ -116,6 +126,31 @@ class Settings(BaseModel):
     account_concurrency: int = Field(1, ge=1, description="In-flight requests allowed per account.")
     lease_ttl: float = Field(330.0, gt=0, description="Seconds before a dead instance's slot frees itself.")
     quota_stale_after: float = Field(900.0, gt=0, description="Refresh an account's quota lazily after this.")
+
+    # --- token pool failure rules (core/pool) ---
+    rate_limit_cooldown: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds an account rests after a 429 while it still has quota (or Retry-After).",
+    )
+    exhausted_cooldown: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds a mode whose quota ran out is skipped when upstream gives no reset time.",
+    )
+    failure_backoff_base: float = Field(
+        5.0, gt=0, description="First cooldown after a 5xx/network/timeout; doubles per consecutive failure."
+    )
+    failure_backoff_max: float = Field(300.0, gt=0, description="Cap on that exponential backoff, seconds.")
+    invalid_after_unauthorized: int = Field(
+        3, ge=1, description="Consecutive 401s before an account is invalid."
+    )
+    invalid_after_blocked: int = Field(1, ge=1, description="Blocked-user 403s before an account is invalid.")
+    sticky_ttl: float = Field(
+        3600.0, gt=0, description="Seconds a conversation keeps preferring its account."
+    )
+    usage_retention_days: int = Field(35, ge=1, description="Days the daily usage counters are kept.")
+    # --- end token pool ---
 
     @field_validator("api_keys", "filter_tags", mode="before")
     @classmethod

@@ -1,0 +1,507 @@
+"""``TokenPool``: the token pool as the HTTP layer and the admin API see it.
+
+All state lives in the store; a ``TokenPool`` object holds nothing but configuration, so any number of instances
+(serverless invocations) can share one pool. The hot path is two commands per request: ``lease`` and ``settle``,
+each a single EVALSHA that decides and writes atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import secrets
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+from core.errors import NoAccountAvailable, UpstreamError
+from core.pool.accounts import (
+    ACTIVE,
+    COOLING,
+    DISABLED,
+    INVALID,
+    Account,
+    EgressProblems,
+    ImportEntry,
+    ImportReport,
+    Lease,
+    Outcome,
+    PoolSummary,
+)
+from core.pool.crypto import ENCRYPTED, PLAINTEXT, TokenCipher, TokenDecryptError
+from core.pool.keys import PoolKeys
+from core.pool.quota import QUOTA_KINDS, TIER_RANK, TIERS, QuotaWindow, detect_tier
+from core.pool.scripts import script
+from core.pool.tokens import clean_tags, mask, parse_token_import
+from core.settings import Settings
+from core.store import Store
+
+_IMPORT_BATCH = 200  # accounts per add/read script call: keeps each request and reply small
+
+
+class TokenPool:
+    def __init__(self, store: Store, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.settings = settings
+        self.keys = PoolKeys(store)
+        self.cipher = TokenCipher(settings.encryption_key)
+        self._clock = clock  # injectable so tests can move time
+        self._random = random.Random()
+
+    # -- hot path -------------------------------------------------------------------------------------------
+
+    async def lease(
+        self,
+        *,
+        mode: str,
+        min_tier: str,
+        cost: int = 1,
+        exclude: Collection[str] = (),
+        sticky_key: str | None = None,
+        model: str = "",
+    ) -> Lease:
+        """Pick an account and reserve a slot and ``cost`` quota units on it (one store command).
+
+        Eligible: enabled, not invalid, not cooling, tier ≥ ``min_tier`` (or not detected yet), quota in ``mode``
+        ≥ ``cost`` or unknown/stale (then ``needs_refresh``), fewer leases than its concurrency cap. Preference:
+        the ``sticky_key``'s last account, then fresh quota before needs-refresh, most remaining first, random
+        among equals. ``model`` only makes the ``NoAccountAvailable`` message clearer.
+        """
+        if mode not in QUOTA_KINDS:
+            raise ValueError(f"unknown quota mode {mode!r}")
+        if min_tier not in TIER_RANK:
+            raise ValueError(f"unknown tier {min_tier!r}")
+        now = self._clock()
+        lease_id = secrets.token_hex(8)
+        args: list[str | int | float] = [
+            self.keys.account_prefix,
+            _fmt(now),
+            mode,
+            TIER_RANK[min_tier],
+            cost,
+            self.settings.account_concurrency,
+            _fmt(self.settings.lease_ttl),
+            _fmt(self.settings.quota_stale_after),
+            self._random.randint(1, 2**31 - 2),
+            lease_id,
+            "1" if sticky_key else "0",
+            *exclude,
+        ]
+        sticky = (
+            self.keys.sticky(sticky_key) if sticky_key else self.keys.ids
+        )  # KEYS[2] is unread without one
+        reply = await self.store.run(script("lease"), [self.keys.ids, sticky], args)
+        if reply[0] != "ok":
+            why = dict(zip(reply[1::2], reply[2::2], strict=True))
+            message, retry_after = _explain(why, mode=mode, min_tier=min_tier, model=model, now=now)
+            raise NoAccountAvailable(message, retry_after=retry_after)
+        _, account, stored, scheme, tier, reserved, remaining, refresh = reply
+        try:
+            token = self.cipher.decrypt(stored, scheme, account)
+        except TokenDecryptError:  # give the slot and the quota back before reporting the key problem
+            await self._settle(
+                account,
+                Outcome.cancelled(),
+                mode=mode,
+                lease_id=lease_id,
+                cost=cost,
+                reserved=int(reserved),
+                started_at=now,
+            )
+            raise
+        return Lease(
+            lease_id=lease_id,
+            account_id=account,
+            token=token,
+            tier=tier,
+            mode=mode,
+            cost=cost,
+            needs_refresh=refresh == "1",
+            remaining=int(remaining) if remaining != "" else None,
+            reserved=int(reserved),
+            started_at=now,
+            sticky_key=sticky_key,
+        )
+
+    async def settle(self, lease: Lease, outcome: Outcome) -> None:
+        """Release the lease, true up quota, count usage and apply the failure rules (one store command).
+
+        Failure rules by ``outcome.failure.kind``:
+        rate_limited → mode out of quota (``quota_exhausted`` or remaining 0): skip that mode until its reset
+        (Retry-After, else the known reset time, else ``exhausted_cooldown``); otherwise cool the account for
+        Retry-After or ``rate_limit_cooldown``. unauthorized / blocked → a strike; invalid after
+        ``invalid_after_unauthorized`` / ``invalid_after_blocked`` strikes. cloudflare / anti_bot → the egress's
+        fault: account untouched, pool-level egress counter. server / network / timeout / stream → cooldown of
+        ``failure_backoff_base`` × 2^(consecutive−1), capped at ``failure_backoff_max``. bad_request → nothing.
+        Success clears strikes and backoff.
+        """
+        await self._settle(
+            lease.account_id,
+            outcome,
+            lease_id=lease.lease_id,
+            mode=lease.mode,
+            cost=lease.cost,
+            reserved=lease.reserved,
+            started_at=lease.started_at,
+            sticky_key=lease.sticky_key,
+            token=lease.token,
+        )
+
+    async def record_failure(self, account_id: str, failure: UpstreamError, *, mode: str = "auto") -> None:
+        """Apply the failure rules without a lease (e.g. a quota refresh answered 401)."""
+        await self._settle(account_id, Outcome.failed(failure, charged=0), mode=mode, count_usage=False)
+
+    async def _settle(
+        self,
+        account_id: str,
+        outcome: Outcome,
+        *,
+        mode: str,
+        lease_id: str = "",
+        cost: int = 0,
+        reserved: int = 0,
+        started_at: float = 0.0,
+        sticky_key: str | None = None,
+        token: str = "",
+        count_usage: bool = True,
+    ) -> list[str]:
+        now = self._clock()
+        failure = outcome.failure
+        result = "ok" if outcome.ok else "fail" if failure is not None else "cancel"
+        windows = dict(outcome.quota or {})
+        s = self.settings
+        args: list[str | int | float] = [
+            _fmt(now),
+            lease_id,
+            mode,
+            reserved,
+            outcome.charged_units(cost),
+            _fmt(started_at),
+            result,
+            failure.kind.value if failure else "",
+            _clean_message(failure.message if failure else "", token),
+            _fmt(failure.retry_after) if failure and failure.retry_after is not None else "",
+            "1" if failure and failure.quota_exhausted else "0",
+            outcome.model,
+            max(outcome.prompt_tokens, 0),
+            max(outcome.completion_tokens, 0),
+            _fmt(max(outcome.latency_ms, 0.0)),
+            account_id,
+            "1" if sticky_key and outcome.ok else "0",
+            int(s.sticky_ttl),
+            s.usage_retention_days * 86400 if count_usage else 0,
+            _fmt(s.rate_limit_cooldown),
+            _fmt(s.exhausted_cooldown),
+            _fmt(s.failure_backoff_base),
+            _fmt(s.failure_backoff_max),
+            s.invalid_after_unauthorized,
+            s.invalid_after_blocked,
+            detect_tier(windows) or "",
+            *_window_args(windows),
+        ]
+        keys = [
+            self.keys.account(account_id),
+            self.keys.leases(account_id),
+            self.keys.usage(_day(now)),
+            self.keys.egress,
+            self.keys.sticky(sticky_key) if sticky_key else self.keys.egress,  # unread without a sticky key
+        ]
+        return await self.store.run(script("settle"), keys, args)
+
+    # -- quota ----------------------------------------------------------------------------------------------
+
+    async def update_quota(
+        self,
+        account_id: str,
+        windows: Mapping[str, QuotaWindow],
+        media: Mapping[str, QuotaWindow] | None = None,
+    ) -> bool:
+        """Store refreshed windows (one command), re-detect the tier from the chat windows. A mode back above
+        zero is usable again at once. False when the account does not exist."""
+        merged = {**windows, **(media or {})}
+        args = [_fmt(self._clock()), detect_tier(windows) or "", *_window_args(merged)]
+        return bool(await self.store.run(script("update_quota"), [self.keys.account(account_id)], args))
+
+    async def stale_accounts(
+        self, limit: int = 50, cursor: int = 0, *, scan: int | None = None
+    ) -> tuple[list[str], int]:
+        """Up to ``limit`` enabled, valid accounts whose quota was never refreshed or is older than
+        ``quota_stale_after``, in import order, starting after ``cursor``. Returns ``(ids, next_cursor)``;
+        ``next_cursor == 0`` means the scan is complete (like Redis SCAN). One command, looking at no more
+        than ``scan`` accounts (default ``10 × limit``)."""
+        scan = scan or max(limit * 10, 100)
+        args = [
+            self.keys.account_prefix,
+            _fmt(self._clock()),
+            _fmt(self.settings.quota_stale_after),
+            cursor,
+            limit,
+            scan,
+        ]
+        reply = await self.store.run(script("stale"), [self.keys.ids], args)
+        return list(reply[1:]), int(reply[0])
+
+    # -- admin ----------------------------------------------------------------------------------------------
+
+    async def add(
+        self,
+        raw_tokens: str | bytes | Iterable[Any] | Mapping[str, Any],
+        *,
+        tags: Iterable[str] = (),
+        note: str = "",
+    ) -> ImportReport:
+        """Import tokens (text, JSON, or a list; see ``parse_token_import``). New accounts start with tier and
+        quota unknown; existing ones are left untouched and reported as skipped."""
+        report = ImportReport(encrypted=self.cipher.scheme == ENCRYPTED)
+        items = parse_token_import(raw_tokens)
+        usable = []
+        for item in items:
+            if item.problem or item.token is None:
+                report.skipped.append(
+                    ImportEntry(item.account_id, item.source, item.problem or "not a token")
+                )
+            else:
+                usable.append(item)
+        base_tags = clean_tags(tags)
+        for chunk in batched(usable, _IMPORT_BATCH):
+            args: list[str | int | float] = [self.keys.account_prefix, _fmt(self._clock())]
+            for item in chunk:
+                aid = item.account_id or ""
+                args += [
+                    aid,
+                    self.cipher.encrypt(item.token or "", aid),
+                    self.cipher.scheme,
+                    mask(item.token),
+                    json.dumps(list(clean_tags((*base_tags, *item.tags)))),
+                    item.note or note,
+                ]
+            flags = await self.store.run(script("add"), [self.keys.ids, self.keys.seq], args)
+            for item, added in zip(chunk, flags, strict=True):
+                entry = ImportEntry(item.account_id, mask(item.token))
+                if added:
+                    report.added.append(entry)
+                else:
+                    report.skipped.append(ImportEntry(entry.account_id, entry.masked, "already in the pool"))
+        return report
+
+    async def get(self, account_id: str) -> Account | None:
+        accounts = await self._read([account_id])
+        return accounts[0] if accounts else None
+
+    async def list(
+        self, *, tier: str | None = None, status: str | None = None, tag: str | None = None
+    ) -> list[Account]:
+        """Accounts in import order, optionally filtered (status: active | cooling | invalid | disabled)."""
+        accounts = await self._read(None)
+        return [
+            a
+            for a in accounts
+            if (tier is None or a.tier == tier)
+            and (status is None or a.status.state == status)
+            and (tag is None or tag in a.tags)
+        ]
+
+    async def summary(self) -> PoolSummary:
+        accounts = await self._read(None)
+        by_tier = dict.fromkeys((*TIERS, "unknown"), 0)
+        by_status = dict.fromkeys((ACTIVE, COOLING, INVALID, DISABLED), 0)
+        remaining = dict.fromkeys(QUOTA_KINDS, 0)
+        unknown = dict.fromkeys(QUOTA_KINDS, 0)
+        for account in accounts:
+            by_tier[account.tier] = by_tier.get(account.tier, 0) + 1
+            by_status[account.status.state] += 1
+            if account.status.state in (INVALID, DISABLED):
+                continue
+            for kind, window in {**account.quota, **account.media}.items():
+                if window.remaining is None:
+                    unknown[kind] += 1
+                else:
+                    remaining[kind] += window.remaining
+        return PoolSummary(
+            total=len(accounts),
+            by_tier=by_tier,
+            by_status=by_status,
+            remaining=remaining,
+            unknown_quota=unknown,
+            in_flight=sum(a.in_flight for a in accounts),
+            encryption=self.cipher.scheme,
+            plaintext_accounts=sum(not a.encrypted for a in accounts),
+            egress=await self.egress(),
+        )
+
+    async def egress(self) -> EgressProblems:
+        """Cloudflare / anti-bot failures seen by the pool: an egress problem (IP, cf_clearance, user agent)."""
+        raw = await self.store.call("HGETALL", self.keys.egress)
+        f = dict(zip(raw[::2], raw[1::2], strict=True))
+        return EgressProblems(
+            cloudflare=int(f.get("cloudflare", 0)),
+            anti_bot=int(f.get("anti_bot", 0)),
+            last_at=float(f["last_at"]) if f.get("last_at") else None,
+            last_kind=f.get("last_kind", ""),
+            last_message=f.get("last_message", ""),
+        )
+
+    async def delete(self, ids: Iterable[str]) -> int:
+        ids = list(ids)
+        if not ids:
+            return 0
+        return int(await self.store.run(script("delete"), [self.keys.ids], [self.keys.account_prefix, *ids]))
+
+    async def set_enabled(self, ids: Iterable[str], enabled: bool) -> int:
+        """Disable, or enable. Enabling is the admin's "try it again": it also clears invalid, cooldown and strikes."""
+        fields = {"enabled": "1", "state": ACTIVE, "reason": "", "until": "", "strikes": "0", "fails": "0"}
+        return await self._edit(ids, fields if enabled else {"enabled": "0"})
+
+    async def set_tags(self, account_id: str, tags: Iterable[str]) -> bool:
+        return bool(await self._edit([account_id], {"tags": json.dumps(list(clean_tags(tags)))}))
+
+    async def set_note(self, account_id: str, note: str) -> bool:
+        return bool(await self._edit([account_id], {"note": note.strip()}))
+
+    async def set_concurrency(self, account_id: str, limit: int | None) -> bool:
+        """Per-account in-flight cap; ``None`` returns to ``settings.account_concurrency``."""
+        if limit is not None and limit < 1:
+            raise ValueError("concurrency must be at least 1")
+        return bool(await self._edit([account_id], {"concurrency": str(limit or "")}))
+
+    async def export(self, ids: Iterable[str] | None = None) -> list[str]:
+        """Plaintext tokens (admin export), in import order. Raises ``TokenDecryptError`` on a wrong key."""
+        rows = await self._rows(list(ids) if ids is not None else None, with_token=True)
+        return [self.cipher.decrypt(f.get("token", ""), f.get("enc", PLAINTEXT), aid) for aid, _, f in rows]
+
+    async def lease_count(self, account_id: str) -> int:
+        """Leases on this account that have not expired."""
+        return int(
+            await self.store.call("ZCOUNT", self.keys.leases(account_id), f"({_fmt(self._clock())}", "+inf")
+        )
+
+    async def usage(self, day: str | None = None) -> dict[str, dict[str, dict[str, float]]]:
+        """Daily counters (UTC day ``YYYYMMDD``, default today): ``{"models"|"accounts": {name: {req, ok, fail,
+        pt, ct, ms}}}``."""
+        raw = await self.store.call("HGETALL", self.keys.usage(day or _day(self._clock())))
+        out: dict[str, dict[str, dict[str, float]]] = {"models": {}, "accounts": {}}
+        for name, value in zip(raw[::2], raw[1::2], strict=True):
+            scope, _, rest = name.partition(":")
+            subject, _, counter = rest.rpartition(":")
+            group = out["models" if scope == "m" else "accounts"]
+            group.setdefault(subject, {})[counter] = float(value)
+        return out
+
+    # -- internals ------------------------------------------------------------------------------------------
+
+    async def _read(self, ids: Sequence[str] | None) -> list[Account]:
+        now = self._clock()
+        return [Account.from_fields(aid, f, n, now) for aid, n, f in await self._rows(ids, with_token=False)]
+
+    async def _rows(
+        self, ids: Sequence[str] | None, *, with_token: bool
+    ) -> list[tuple[str, int, dict[str, str]]]:
+        if ids is None:
+            ids = await self.store.call("ZRANGE", self.keys.ids, 0, -1)
+        now = _fmt(self._clock())
+        rows: list[tuple[str, int, dict[str, str]]] = []
+        for chunk in batched(ids, _IMPORT_BATCH):
+            args = [self.keys.account_prefix, now, "1" if with_token else "0", *chunk]
+            for aid, in_flight, flat in await self.store.run(script("read"), [self.keys.ids], args):
+                rows.append((aid, int(in_flight), dict(zip(flat[::2], flat[1::2], strict=True))))
+        return rows
+
+    async def _edit(self, ids: Iterable[str], fields: Mapping[str, str]) -> int:
+        ids = list(ids)
+        if not ids:
+            return 0
+        pairs = [item for kv in fields.items() for item in kv]
+        return int(
+            await self.store.run(script("edit"), [], [self.keys.account_prefix, len(ids), *ids, *pairs])
+        )
+
+
+def batched(items: Iterable[Any], size: int) -> Iterable[tuple[Any, ...]]:
+    """``itertools.batched`` (Python 3.12+)."""
+    iterator = iter(items)
+    while chunk := tuple(islice(iterator, size)):
+        yield chunk
+
+
+def _window_args(windows: Mapping[str, QuotaWindow]) -> list[str | int]:
+    args: list[str | int] = [len(windows)]
+    for kind, w in windows.items():
+        if kind not in QUOTA_KINDS:
+            raise ValueError(f"unknown quota kind {kind!r}")
+        args += [kind, _opt(w.remaining), _opt(w.total), _opt(w.window_seconds), _opt(w.resets_at)]
+    return args
+
+
+def _opt(value: float | None) -> str:
+    return "" if value is None else _fmt(value)
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
+
+
+def _day(now: float) -> str:
+    return time.strftime("%Y%m%d", time.gmtime(now))
+
+
+_WS = re.compile(r"\s+")
+
+
+def _clean_message(message: str, token: str) -> str:
+    """One line, bounded, and never the token itself (upstream bodies can echo cookies)."""
+    if token:
+        message = message.replace(token, mask(token))
+    return _WS.sub(" ", message).strip()[:300]
+
+
+def _explain(
+    why: Mapping[str, str], *, mode: str, min_tier: str, model: str, now: float
+) -> tuple[str, float | None]:
+    """Turn the lease script's counts into a sentence naming the cause, and a Retry-After when one is known."""
+    names = ("total", "disabled", "invalid", "tier_low", "excluded", "cooling", "exhausted", "busy")
+    n = {name: int(float(why.get(name) or 0)) for name in names}
+    at = {k: float(why[k]) for k in ("cool_until", "exhausted_until") if why.get(k)}
+    target = f"`{model}`" if model else f"{mode} mode"
+    if n["total"] == 0:
+        return "the token pool is empty: add Grok session tokens in the admin console", None
+    usable = n["total"] - n["disabled"] - n["invalid"]
+    if usable == 0:
+        return (
+            f"no usable account: all {n['total']} accounts are disabled or invalid "
+            f"({n['invalid']} invalid, {n['disabled']} disabled)"
+        ), None
+    able = usable - n["tier_low"]
+    if able == 0:
+        return f"no account with tier ≥ {min_tier} for {target} ({usable} usable, all below {min_tier})", None
+
+    # (how many, why, when it clears) for each reason an able account was passed over
+    blockers: list[tuple[int, str, float | None]] = []
+    if n["cooling"]:
+        reason = why.get("cool_reason", "").split(":", 1)[0] or "cooling down"
+        when = at.get("cool_until")
+        blockers.append((n["cooling"], f"cooling{_until(when, now)} ({reason})", when))
+    if n["exhausted"]:
+        when = at.get("exhausted_until")
+        blockers.append((n["exhausted"], f"out of {mode} quota{_until(when, now)}", when))
+    if n["busy"]:
+        blockers.append((n["busy"], "busy (at their in-flight limit)", now + 1.0))
+    if n["excluded"]:
+        blockers.append((n["excluded"], "already tried for this request", None))
+    times = [when for _, _, when in blockers if when is not None]
+    retry_after = max(min(times) - now, 1.0) if times else None
+    if len(blockers) == 1:
+        subject = "the only account" if able == 1 else f"all {able} accounts"
+        verb = "is" if able == 1 else "are"
+        return f"{subject} able to serve {target} {verb} {blockers[0][1]}", retry_after
+    detail = ", ".join(f"{count} {text}" for count, text, _ in blockers)
+    return f"none of the {able} accounts able to serve {target} is free: {detail}", retry_after
+
+
+def _until(ts: float | None, now: float) -> str:
+    if ts is None:
+        return ""
+    moment = datetime.fromtimestamp(ts, UTC)
+    return " until " + moment.strftime("%H:%M:%SZ" if ts - now < 86400 else "%Y-%m-%d %H:%MZ")
