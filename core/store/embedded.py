@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import hashlib
 import importlib.util
 import os
@@ -42,6 +41,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core.store.base import Command
 from core.store.redis_transport import RedisTransport, client_options
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, no unix sockets for redis-server
+    fcntl = None  # type: ignore[assignment]
 
 State = Literal["ready", "loading", "down"]
 
@@ -100,6 +104,10 @@ class EmbeddedRedis:
         """Make sure the server answers; return True if this call started it."""
         if self.state() == "ready":
             return False
+        if fcntl is None:
+            raise EmbeddedRedisError(
+                "the embedded store needs Linux or macOS; set REDIS_URL to use any Redis"
+            )
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         with self._lock():
             state = self.state()

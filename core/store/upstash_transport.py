@@ -47,6 +47,8 @@ class UpstashTransport:
     @classmethod
     def from_url(cls, url: str, token: str, *, timeout: float = 2.0) -> UpstashTransport:
         # ``timeout`` is enforced by Store around every call; accepted here for symmetry with the others.
+        if "://" not in url:  # consoles show the bare host; the REST API is HTTPS
+            url = f"https://{url}"
         client = UpstashRedis(
             url.rstrip("/"),
             token,
