@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 
 from core.settings import Settings, SettingsError
 
@@ -52,7 +53,7 @@ async def _with_pool(settings: Settings, action):  # action: async (TokenPool) -
 def tokens_add(raw: Sequence[str], tags: Sequence[str], note: str) -> int:
     settings = _settings()
     report = asyncio.run(_with_pool(settings, lambda pool: pool.add(list(raw), tags=tuple(tags), note=note)))
-    print(json.dumps(report.as_dict(), indent=2))
+    print(json.dumps({**report.counts, **asdict(report)}, indent=2))
     return 0
 
 
@@ -60,7 +61,7 @@ def tokens_list() -> int:
     settings = _settings()
     accounts = asyncio.run(_with_pool(settings, lambda pool: pool.list()))
     for account in accounts:
-        print(json.dumps(account.public(), ensure_ascii=False))
+        print(json.dumps(asdict(account), ensure_ascii=False))
     if not accounts:
         print("no tokens yet: python -m adapters.cli tokens add <sso token>", file=sys.stderr)
     return 0

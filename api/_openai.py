@@ -92,6 +92,7 @@ class Completion:
             thinking_output=settings.thinking_output,
             filter_tags=settings.filter_tags,
             asset_url=lambda path: settings.grok_assets_url.rstrip("/") + "/" + path.lstrip("/"),
+            stream=body.stream,
         )
 
     # -- shared -----------------------------------------------------------------------------------------------

@@ -18,13 +18,14 @@ from core.catalog import MODES, ModelSpec
 from core.errors import FailureKind, GatewayError, NoAccountAvailable, UpstreamError
 from core.grok.client import ChatCall, Credentials, GrokClient
 from core.grok.events import ConversationStarted, Event, ModelInfo, StreamError, Title, UserTurn
-from core.pool import Lease, Outcome, TokenPool, parse_rate_limits
+from core.pool import Lease, Outcome, QuotaWindow, TokenPool, parse_rate_limits
 from core.prompt import Prompt
 from core.settings import Settings
 
 # Events that say nothing about whether the answer will succeed: preflight reads past them.
 PREAMBLE = (ConversationStarted, UserTurn, ModelInfo, Title)
-NOT_RETRIED = (FailureKind.BAD_REQUEST,)  # the request itself is at fault: another account won't help
+NOT_RETRIED = (FailureKind.BAD_REQUEST,)
+ACCOUNT_FATAL = (FailureKind.UNAUTHORIZED, FailureKind.BLOCKED, FailureKind.CLOUDFLARE, FailureKind.ANTI_BOT)  # the request itself is at fault: another account won't help
 
 
 @dataclass(slots=True)
@@ -46,6 +47,7 @@ class ChatStream:
     _service: ChatService
     _head: list[Event]
     _rest: AsyncIterator[Event]
+    quota: dict[str, QuotaWindow] | None = None  # windows learned by a lazy refresh, stored when settling
     _started: float = field(default_factory=time.monotonic)
     _finished: bool = False
 
@@ -83,6 +85,7 @@ class ChatStream:
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
                 latency_ms=(time.monotonic() - self._started) * 1000,
+                quota=self.quota,
             ),
         )
 
@@ -125,11 +128,17 @@ class ChatService:
             attempts += 1
             creds = Credentials(token=lease.token, account_id=lease.account_id)
             head: list[Event] = []
+            quota: dict[str, QuotaWindow] | None = None
             try:
-                if lease.needs_refresh and not await self._refresh_allows(creds, lease):
-                    exclude.add(lease.account_id)
-                    attempts -= 1  # not a failure: the account simply had no quota left
-                    continue
+                if lease.needs_refresh:
+                    quota = await self._fetch_quota(creds)
+                    window = quota.get(lease.mode)
+                    if window is not None and window.remaining is not None and window.remaining < lease.cost:
+                        # Not a failure: the account simply has no quota left in this mode. Skip it.
+                        await self.pool.settle(lease, Outcome(ok=False, charged=0, model=model.id, quota=quota))
+                        exclude.add(lease.account_id)
+                        attempts -= 1
+                        continue
                 file_ids = [
                     (await self.client.upload(creds, name=a.name, mime=a.mime, data=a.data)).file_id
                     for a in attachments
@@ -142,7 +151,9 @@ class ChatService:
                 await self._preflight(events, head)
             except UpstreamError as exc:
                 charged = lease.cost if _accepted(head) and exc.kind is not FailureKind.RATE_LIMITED else 0
-                await self.pool.settle(lease, Outcome(ok=False, charged=charged, failure=exc, model=model.id))
+                await self.pool.settle(
+                    lease, Outcome(ok=False, charged=charged, failure=exc, model=model.id, quota=quota)
+                )
                 if exc.kind in NOT_RETRIED:
                     raise
                 exclude.add(lease.account_id)
@@ -151,7 +162,7 @@ class ChatService:
             except BaseException:
                 await asyncio.shield(self.pool.settle(lease, Outcome(ok=False, charged=0, model=model.id)))
                 raise
-            return ChatStream(request, lease, attempts, self, head, events)
+            return ChatStream(request, lease, attempts, self, head, events, quota=quota)
         assert last_error is not None
         raise last_error
 
@@ -166,24 +177,22 @@ class ChatService:
         # The stream ended before saying anything useful.
         raise UpstreamError(FailureKind.STREAM, "grok.com closed the stream before answering")
 
-    async def _refresh_allows(self, creds: Credentials, lease: Lease) -> bool:
-        """Lazy quota refresh on the request path: learn the account's windows (and so its tier)."""
-        bodies = await asyncio.gather(*(self.client.rate_limits(creds, mode) for mode in MODES),
-                                      return_exceptions=True)
-        windows = {}
+    async def _fetch_quota(self, creds: Credentials) -> dict[str, QuotaWindow]:
+        """Lazy quota refresh on the request path: the account's windows for every chat mode (and so its tier).
+
+        Auth failures propagate (they are the account's fault and fail this attempt); other failures just leave
+        a mode unknown.
+        """
+        bodies = await asyncio.gather(
+            *(self.client.rate_limits(creds, mode) for mode in MODES), return_exceptions=True
+        )
+        windows: dict[str, QuotaWindow] = {}
         for mode, body in zip(MODES, bodies, strict=True):
-            if isinstance(body, UpstreamError):
-                if body.kind in (FailureKind.UNAUTHORIZED, FailureKind.BLOCKED, FailureKind.CLOUDFLARE,
-                                 FailureKind.ANTI_BOT):
-                    raise body
-                continue
-            if isinstance(body, BaseException):
-                continue
-            windows[mode] = parse_rate_limits(body)
-        if windows:
-            await self.pool.update_quota(lease.account_id, windows)
-        window = windows.get(lease.mode)
-        return window is None or window.remaining is None or window.remaining >= lease.cost
+            if isinstance(body, UpstreamError) and body.kind in ACCOUNT_FATAL:
+                raise body
+            if isinstance(body, dict):
+                windows[mode] = parse_rate_limits(body)
+        return windows
 
 
 def _accepted(head: list[Event]) -> bool:
