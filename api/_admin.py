@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from typing import Any
 
@@ -28,8 +29,6 @@ async def _import_body(request: Request) -> TokenImport:
     if not raw.strip():
         raise InvalidRequest("no tokens given", param="tokens")
     if "json" in content_type:
-        import json
-
         try:
             data = json.loads(raw)
         except ValueError:
