@@ -51,6 +51,10 @@ class TokenPool:
         self._clock = clock  # injectable so tests can move time
         self._random = random.Random()
 
+    def now(self) -> float:
+        """The pool's clock (epoch seconds); every timestamp it stores comes from here."""
+        return self._clock()
+
     # -- hot path -------------------------------------------------------------------------------------------
 
     async def lease(
@@ -369,8 +373,14 @@ class TokenPool:
 
     async def export(self, ids: Iterable[str] | None = None) -> list[str]:
         """Plaintext tokens (admin export), in import order. Raises ``TokenDecryptError`` on a wrong key."""
+        return list((await self.tokens(ids)).values())
+
+    async def tokens(self, ids: Iterable[str] | None = None) -> dict[str, str]:
+        """``{account id: plaintext token}`` for existing accounts (all when ``ids`` is None)."""
         rows = await self._rows(list(ids) if ids is not None else None, with_token=True)
-        return [self.cipher.decrypt(f.get("token", ""), f.get("enc", PLAINTEXT), aid) for aid, _, f in rows]
+        return {
+            aid: self.cipher.decrypt(f.get("token", ""), f.get("enc", PLAINTEXT), aid) for aid, _, f in rows
+        }
 
     async def lease_count(self, account_id: str) -> int:
         """Leases on this account that have not expired."""
