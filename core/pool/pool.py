@@ -73,6 +73,10 @@ class TokenPool:
         ≥ ``cost`` or unknown/stale (then ``needs_refresh``), fewer leases than its concurrency cap. Preference:
         the ``sticky_key``'s last account, then fresh quota before needs-refresh, most remaining first, random
         among equals. ``model`` only makes the ``NoAccountAvailable`` message clearer.
+
+        The lease expires after ``settings.lease_ttl``: if this instance dies before ``settle``, the next lease
+        script to look at the account drops it and the slot is free again. Its reserved quota is *not* refunded,
+        because upstream may well have charged the request; the next quota refresh corrects any difference.
         """
         if mode not in QUOTA_KINDS:
             raise ValueError(f"unknown quota mode {mode!r}")
@@ -195,7 +199,7 @@ class TokenPool:
             _fmt(max(outcome.latency_ms, 0.0)),
             account_id,
             "1" if sticky_key and outcome.ok else "0",
-            int(s.sticky_ttl),
+            max(int(s.sticky_ttl), 1),
             s.usage_retention_days * 86400 if count_usage else 0,
             _fmt(s.rate_limit_cooldown),
             _fmt(s.exhausted_cooldown),

@@ -21,7 +21,7 @@ local function rand()
 end
 
 local why = {total = 0, disabled = 0, invalid = 0, tier_low = 0, excluded = 0, cooling = 0, exhausted = 0, busy = 0}
-local cool_until, cool_reason, exhausted_until, busy_until = nil, '', nil, nil
+local cool_until, cool_reason, exhausted_until = nil, '', nil
 local candidates = {}
 
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
@@ -72,47 +72,60 @@ for _, id in ipairs(ids) do
   end
 end
 
--- Fresh quota before needs-refresh, most remaining first, random among equals; the sticky account jumps the queue.
-table.sort(candidates, function(a, b)
+-- Fresh quota before needs-refresh, most remaining first, random among equals; the sticky account goes first.
+local function before(a, b)
   if a.refresh ~= b.refresh then return not a.refresh end
   if a.score ~= b.score then return a.score > b.score end
   return a.tie > b.tie
-end)
-if ARGV[11] == '1' then
-  local sticky = redis.call('GET', KEYS[2])
-  for i, c in ipairs(candidates) do
-    if c.id == sticky then
-      table.remove(candidates, i)
-      table.insert(candidates, 1, c)
-      break
-    end
-  end
 end
 
-for _, c in ipairs(candidates) do
+-- Take a slot on c if it has one free: reply, or nil when it is busy.
+local function attempt(c)
   local akey, lkey = prefix .. c.id, prefix .. c.id .. ':leases'
+  c.tried = true
   -- Leases of dead instances expire here; their reserved quota is kept, since upstream may have charged it.
   redis.call('ZREMRANGEBYSCORE', lkey, '-inf', now)
-  if redis.call('ZCARD', lkey) < c.cap then
-    redis.call('ZADD', lkey, now + ttl, lease_id)
-    redis.call('EXPIRE', lkey, math.ceil(ttl) + 60)
-    local reserved, remaining = 0, ''
-    if c.rem ~= nil then
-      local base = c.rem
-      if base < cost and c.reset ~= nil and c.reset <= now and c.tot ~= nil then base = c.tot end
-      local after = math.max(base - cost, 0)
-      reserved, remaining = base - after, fmt(after)
-      redis.call('HSET', akey, q .. 'rem', remaining)
-      if c.reset ~= nil and c.reset <= now then redis.call('HSET', akey, q .. 'reset', '') end
-    end
-    if c.cooled then redis.call('HSET', akey, 'state', 'active', 'reason', '', 'until', '') end
-    local t = redis.call('HMGET', akey, 'token', 'enc', 'tier')
-    return {'ok', c.id, t[1], t[2] or 'none', t[3] or 'unknown', fmt(reserved), remaining, c.refresh and '1' or '0'}
+  if redis.call('ZCARD', lkey) >= c.cap then
+    why.busy = why.busy + 1
+    return nil
   end
-  why.busy = why.busy + 1
-  local first = redis.call('ZRANGE', lkey, 0, 0, 'WITHSCORES')
-  local expires = num(first[2])
-  if expires ~= nil and (busy_until == nil or expires < busy_until) then busy_until = expires end
+  redis.call('ZADD', lkey, now + ttl, lease_id)
+  redis.call('EXPIRE', lkey, math.ceil(ttl) + 60)
+  local reserved, remaining = 0, ''
+  if c.rem ~= nil then
+    local base = c.rem
+    if base < cost and c.reset ~= nil and c.reset <= now and c.tot ~= nil then base = c.tot end
+    local after = math.max(base - cost, 0)
+    reserved, remaining = base - after, fmt(after)
+    redis.call('HSET', akey, q .. 'rem', remaining)
+    if c.reset ~= nil and c.reset <= now then redis.call('HSET', akey, q .. 'reset', '') end
+  end
+  if c.cooled then redis.call('HSET', akey, 'state', 'active', 'reason', '', 'until', '') end
+  local t = redis.call('HMGET', akey, 'token', 'enc', 'tier')
+  return {'ok', c.id, t[1], t[2] or 'none', t[3] or 'unknown', fmt(reserved), remaining, c.refresh and '1' or '0'}
+end
+
+-- Usually the sticky or the best account is free: find those in one pass, and sort only when they are busy.
+local sticky_id = ARGV[11] == '1' and redis.call('GET', KEYS[2]) or nil
+local sticky, best = nil, nil
+for _, c in ipairs(candidates) do
+  if c.id == sticky_id then sticky = c end
+  if best == nil or before(c, best) then best = c end
+end
+for _, c in ipairs({sticky or best, best}) do
+  if not c.tried then
+    local reply = attempt(c)
+    if reply then return reply end
+  end
+end
+if why.busy < #candidates then
+  table.sort(candidates, before)
+  for _, c in ipairs(candidates) do
+    if not c.tried then
+      local reply = attempt(c)
+      if reply then return reply end
+    end
+  end
 end
 
 local reply = {'none'}
@@ -120,7 +133,7 @@ for k, v in pairs(why) do
   reply[#reply + 1] = k
   reply[#reply + 1] = fmt(v)
 end
-for k, v in pairs({cool_until = cool_until, exhausted_until = exhausted_until, busy_until = busy_until}) do
+for k, v in pairs({cool_until = cool_until, exhausted_until = exhausted_until}) do
   reply[#reply + 1] = k
   reply[#reply + 1] = fmt(v)
 end
