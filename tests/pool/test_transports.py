@@ -52,7 +52,7 @@ async def test_pool_round_trip(any_store: Store, clock: Clock) -> None:
     await pool.settle(
         lease, Outcome.failed(UpstreamError(FailureKind.RATE_LIMITED, "limit", quota_exhausted=True))
     )
-    with pytest.raises(NoAccountAvailable, match="1 out of heavy quota until .*, 1 already tried"):
+    with pytest.raises(NoAccountAvailable, match=r"1 out of heavy quota until .*, 1 already tried"):
         await pool.lease(mode="heavy", min_tier="heavy", exclude=[b])  # b: tier not detected, so eligible
 
     accounts = {acc.id: acc for acc in await pool.list()}
