@@ -1,0 +1,144 @@
+"""A raw ASGI streaming response that sends pre-rendered lines with the configured pacing.
+
+Why not ``StreamingResponse``: we need per-line gzip sync-flushes, scripted stalls, a way to drop the connection
+mid-body (``Abort``), and a guaranteed ``on_close`` (releasing the in-flight slot) even when the client goes
+away during a sleep — so a watcher task cancels the send loop as soon as the client disconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections.abc import Callable, Iterable
+
+from starlette.types import Message, Receive, Scope, Send
+
+from simulator.config import SimConfig, sample
+from simulator.rest import Item
+from simulator.steps import Abort, End, Stall
+
+
+class SimulatedDisconnect(Exception):
+    """Raised inside the ASGI app to make the server drop the connection without finishing the body."""
+
+
+class _QuietSimulatedDisconnect(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, SimulatedDisconnect):
+            return False
+        # uvicorn's sans-io WebSocket protocol logs this after a (valid) denial response.
+        return record.getMessage() != "ASGI callable returned without completing handshake."
+
+
+def install_log_filter() -> None:
+    """Keep intentional disconnects and handshake denials out of uvicorn's error log (idempotent)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietSimulatedDisconnect) for f in logger.filters):
+        logger.addFilter(_QuietSimulatedDisconnect())
+
+
+def delay_for(kind: str, config: SimConfig) -> float:
+    if kind == "none":
+        return 0.0
+    if kind == "token":
+        return sample(config.token_delay)
+    if kind == "first":
+        return sample(config.first_token_delay)
+    if kind == "user":
+        return config.user_response_delay
+    if kind == "video":
+        return config.video_duration / 10
+    if kind == "image":
+        return config.imagine_latency / 4
+    return 0.0
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """True when ``Accept-Encoding`` allows gzip (a q of 0 refuses it)."""
+    for part in (accept_encoding or "").lower().split(","):
+        name, *params = (p.strip() for p in part.split(";"))
+        if name not in ("gzip", "*"):
+            continue
+        q = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        if q > 0:
+            return True
+    return False
+
+
+class ScriptedStream:
+    def __init__(
+        self,
+        items: Iterable[Item],
+        config: SimConfig,
+        *,
+        headers: dict[str, str],
+        gzip: bool,
+        on_close: Callable[[], None] | None = None,
+        status: int = 200,
+    ) -> None:
+        self.items = items
+        self.config = config
+        self.gzip = gzip
+        self.status = status
+        self.on_close = on_close
+        raw = {"content-type": "application/json", **headers}
+        if gzip:
+            raw["content-encoding"] = "gzip"
+        self.raw_headers = [(k.encode(), v.encode()) for k, v in raw.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        state = {"disconnected": False, "finished": False}
+
+        async def watch() -> None:
+            while True:
+                message: Message = await receive()
+                if message["type"] == "http.disconnect":
+                    if not state["finished"]:
+                        state["disconnected"] = True
+                        task.cancel()
+                    return
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await send({"type": "http.response.start", "status": self.status, "headers": self.raw_headers})
+            await self._send_body(send, state)
+        except asyncio.CancelledError:
+            if not state["disconnected"]:
+                raise
+            task.uncancel()  # our own cancellation: the client left, nothing more to do
+        finally:
+            watcher.cancel()
+            if self.on_close is not None:
+                self.on_close()
+
+    async def _send_body(self, send: Send, state: dict[str, bool]) -> None:
+        compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if self.gzip else None
+        config = self.config
+        for kind, payload in self.items:
+            delay = delay_for(kind, config)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if isinstance(payload, Stall):
+                await asyncio.sleep(payload.seconds)
+                continue
+            if isinstance(payload, Abort):
+                raise SimulatedDisconnect
+            if isinstance(payload, End):
+                break
+            data = payload() if callable(payload) else payload
+            if compressor is not None:
+                data = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+        tail = compressor.flush(zlib.Z_FINISH) if compressor is not None else b""
+        state["finished"] = True
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
