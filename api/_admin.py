@@ -1,4 +1,9 @@
-"""Admin API for the token pool (Bearer ADMIN_PASSWORD). Tokens only ever leave masked, except ``export``."""
+"""Admin API for the token pool (Bearer ADMIN_PASSWORD). Tokens only ever leave masked, except ``export``.
+
+Long work (refreshing many accounts) is a job whose progress lives in the store: ``POST /admin/tokens/refresh``
+starts it and works for a few seconds; each ``GET /admin/refresh/{job}`` works a few seconds more and reports, so a
+polling client drives it to the end without any background task (serverless instances freeze between requests).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,18 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from api._deps import admin_auth, gateway
-from core.errors import InvalidRequest, NotFound
+from core.cron import refresher
+from core.errors import InvalidRequest, NotFound, UpstreamError
 from core.gateway import Gateway
+from core.pool import Account
+from core.quota_sync import fetch_all_windows
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(admin_auth)])
+SLICE_SECONDS = 8.0  # work per admin refresh call: well inside any platform's request limit
 
 
 class TokenImport(BaseModel):
@@ -22,26 +32,50 @@ class TokenImport(BaseModel):
     note: str = ""
 
 
+class Ids(BaseModel):
+    ids: list[str] = Field(min_length=1)
+
+
+class AccountPatch(BaseModel):
+    tags: list[str] | None = None
+    note: str | None = Field(None, max_length=500)
+    concurrency: int | None = Field(None, ge=0, le=64, description="0 = back to the global default")
+
+
+class RefreshRequest(BaseModel):
+    ids: list[str] | None = Field(None, description="accounts to refresh; omitted = every stale account")
+
+
+def _account(account: Account) -> dict[str, Any]:
+    return asdict(account)
+
+
+async def _account_or_404(gw: Gateway, account_id: str) -> Account:
+    account = await gw.pool.get(account_id)
+    if account is None:
+        raise NotFound(f"no account with id {account_id!r}", param="account_id")
+    return account
+
+
 async def _import_body(request: Request) -> TokenImport:
-    """Accept JSON (``{"tokens": ...}`` or a bare list) or a pasted/uploaded text body."""
-    content_type = request.headers.get("content-type", "")
+    """JSON (``{"tokens": ...}`` or a bare list) or a pasted / uploaded text body (one token per line)."""
     raw = await request.body()
     if not raw.strip():
         raise InvalidRequest("no tokens given", param="tokens")
-    if "json" in content_type:
+    if "json" not in request.headers.get("content-type", ""):
+        return TokenImport(tokens=raw.decode("utf-8", "replace"))
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise InvalidRequest("request body is not valid JSON", param="body") from None
+    if isinstance(data, list):
+        return TokenImport(tokens=data)
+    if isinstance(data, dict) and "tokens" in data:
         try:
-            data = json.loads(raw)
-        except ValueError:
-            raise InvalidRequest("request body is not valid JSON", param="body") from None
-        if isinstance(data, list):
-            return TokenImport(tokens=data)
-        if isinstance(data, dict) and "tokens" in data:
-            try:
-                return TokenImport.model_validate(data)
-            except ValueError as exc:
-                raise InvalidRequest(f"invalid token import: {exc}", param="tokens") from None
-        raise InvalidRequest("expected {\"tokens\": ...} or a JSON list of tokens", param="tokens")
-    return TokenImport(tokens=raw.decode("utf-8", "replace"))
+            return TokenImport.model_validate(data)
+        except ValueError as exc:
+            raise InvalidRequest(f"invalid token import: {exc}", param="tokens") from None
+    raise InvalidRequest('expected {"tokens": ...} or a JSON list of tokens', param="tokens")
 
 
 @router.post("/tokens")
@@ -56,17 +90,104 @@ async def list_tokens(
     tier: str | None = None, status: str | None = None, tag: str | None = None, gw: Gateway = Depends(gateway)
 ) -> dict[str, Any]:
     accounts = await gw.pool.list(tier=tier, status=status, tag=tag)
-    return {"object": "list", "data": [asdict(a) for a in accounts]}
+    return {"object": "list", "data": [_account(a) for a in accounts], "summary": asdict(await gw.pool.summary())}
+
+
+@router.get("/tokens/export")
+async def export_tokens(format: str = "text", gw: Gateway = Depends(gateway)) -> Any:
+    tokens = await gw.pool.export()
+    if format == "json":
+        return {"tokens": tokens}
+    return PlainTextResponse("\n".join(tokens) + ("\n" if tokens else ""))
 
 
 @router.get("/tokens/{account_id}")
 async def get_token(account_id: str, gw: Gateway = Depends(gateway)) -> dict[str, Any]:
-    account = await gw.pool.get(account_id)
-    if account is None:
-        raise NotFound(f"no account {account_id}", param="account_id")
-    return asdict(account)
+    return _account(await _account_or_404(gw, account_id))
+
+
+@router.patch("/tokens/{account_id}")
+async def patch_token(account_id: str, patch: AccountPatch, gw: Gateway = Depends(gateway)) -> dict[str, Any]:
+    await _account_or_404(gw, account_id)
+    if patch.tags is not None:
+        await gw.pool.set_tags(account_id, patch.tags)
+    if patch.note is not None:
+        await gw.pool.set_note(account_id, patch.note)
+    if patch.concurrency is not None:
+        await gw.pool.set_concurrency(account_id, patch.concurrency or None)
+    return _account(await _account_or_404(gw, account_id))
+
+
+@router.delete("/tokens/{account_id}")
+async def delete_token(account_id: str, gw: Gateway = Depends(gateway)) -> dict[str, Any]:
+    deleted = await gw.pool.delete([account_id])
+    if not deleted:
+        raise NotFound(f"no account with id {account_id!r}", param="account_id")
+    return {"deleted": deleted}
+
+
+@router.post("/tokens/delete")
+async def delete_tokens(body: Ids, gw: Gateway = Depends(gateway)) -> dict[str, Any]:
+    return {"deleted": await gw.pool.delete(body.ids)}
+
+
+@router.post("/tokens/enable")
+async def enable_tokens(body: Ids, gw: Gateway = Depends(gateway)) -> dict[str, Any]:
+    return {"updated": await gw.pool.set_enabled(body.ids, True)}
+
+
+@router.post("/tokens/disable")
+async def disable_tokens(body: Ids, gw: Gateway = Depends(gateway)) -> dict[str, Any]:
+    return {"updated": await gw.pool.set_enabled(body.ids, False)}
+
+
+@router.post("/tokens/{account_id}/test")
+async def test_token(account_id: str, gw: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """Ask grok.com for this account's quotas now: proves the token works and refreshes tier and quota."""
+    await _account_or_404(gw, account_id)
+    tokens = await gw.pool.tokens([account_id])
+    try:
+        windows, media = await fetch_all_windows(gw.client, account_id, tokens[account_id])
+    except UpstreamError as exc:
+        await gw.pool.record_failure(account_id, exc)
+        return {"ok": False, "error": {"kind": exc.kind.value, "message": exc.message},
+                "account": _account(await _account_or_404(gw, account_id))}
+    await gw.pool.update_quota(account_id, windows, media)
+    return {"ok": True, "account": _account(await _account_or_404(gw, account_id))}
+
+
+@router.post("/tokens/refresh")
+async def refresh_tokens(body: RefreshRequest | None = None, gw: Gateway = Depends(gateway)) -> dict[str, Any]:
+    job = refresher(gw)
+    started = await job.start(body.ids if body else None)
+    progress = await job.run(started.job_id, budget=SLICE_SECONDS)
+    return asdict(progress)
+
+
+@router.get("/refresh/{job_id}")
+async def refresh_progress(job_id: str, gw: Gateway = Depends(gateway)) -> dict[str, Any]:
+    job = refresher(gw)
+    progress = await job.progress(job_id)
+    if progress is None:
+        raise NotFound(f"no refresh job {job_id!r}", param="job_id")
+    if not progress.finished:
+        try:
+            progress = await job.run(job_id, budget=SLICE_SECONDS)
+        except LookupError:
+            raise NotFound(f"no refresh job {job_id!r}", param="job_id") from None
+    return asdict(progress)
 
 
 @router.get("/pool")
 async def pool_summary(gw: Gateway = Depends(gateway)) -> dict[str, Any]:
     return asdict(await gw.pool.summary())
+
+
+@router.get("/usage")
+async def usage(day: str | None = None, gw: Gateway = Depends(gateway)) -> dict[str, Any]:
+    if day is not None and not (len(day) == 8 and day.isdigit()):
+        raise InvalidRequest("day must be YYYYMMDD", param="day")
+    return {"day": day, "usage": await gw.pool.usage(day), "store_commands": gw.store.commands_sent}
+
+
+

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import _admin, _errors, _health, _openai
+from api import _admin, _cron, _errors, _health, _openai
 from api._auth import KeyChecker
 from api._deps import GatewayHolder
 from api._limits import BodyLimit
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, *, gateway_factory: Callable[[]
     _errors.install(app)
     app.include_router(_openai.router)
     app.include_router(_admin.router)
+    app.include_router(_cron.router)
     app.include_router(_health.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     logging.getLogger("grok2api").setLevel(logging.INFO)

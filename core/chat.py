@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from core.attachments import Attachment, load_image
-from core.catalog import MODES, ModelSpec
+from core.catalog import ModelSpec
 from core.errors import FailureKind, GatewayError, NoAccountAvailable, UpstreamError
 from core.grok.client import ChatCall, Credentials, GrokClient
 from core.grok.events import ConversationStarted, Event, ModelInfo, StreamError, Title, UserTurn
-from core.pool import Lease, Outcome, QuotaWindow, TokenPool, parse_rate_limits
+from core.pool import Lease, Outcome, QuotaWindow, TokenPool
 from core.prompt import Prompt
+from core.quota_sync import fetch_chat_windows
 from core.settings import Settings
 
 # Events that say nothing about whether the answer will succeed: preflight reads past them.
@@ -131,7 +132,7 @@ class ChatService:
             quota: dict[str, QuotaWindow] | None = None
             try:
                 if lease.needs_refresh:
-                    quota = await self._fetch_quota(creds)
+                    quota = await fetch_chat_windows(self.client, creds)
                     window = quota.get(lease.mode)
                     if window is not None and window.remaining is not None and window.remaining < lease.cost:
                         # Not a failure: the account simply has no quota left in this mode. Skip it.
@@ -176,24 +177,6 @@ class ChatService:
                 return
         # The stream ended before saying anything useful.
         raise UpstreamError(FailureKind.STREAM, "grok.com closed the stream before answering")
-
-    async def _fetch_quota(self, creds: Credentials) -> dict[str, QuotaWindow]:
-        """Lazy quota refresh on the request path: the account's windows for every chat mode (and so its tier).
-
-        Auth failures propagate (they are the account's fault and fail this attempt); other failures just leave
-        a mode unknown.
-        """
-        bodies = await asyncio.gather(
-            *(self.client.rate_limits(creds, mode) for mode in MODES), return_exceptions=True
-        )
-        windows: dict[str, QuotaWindow] = {}
-        for mode, body in zip(MODES, bodies, strict=True):
-            if isinstance(body, UpstreamError) and body.kind in ACCOUNT_FATAL:
-                raise body
-            if isinstance(body, dict):
-                windows[mode] = parse_rate_limits(body)
-        return windows
-
 
 def _accepted(head: list[Event]) -> bool:
     """grok.com charges a turn once it has opened the conversation."""
