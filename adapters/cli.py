@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 
+from core.pool import import_report
 from core.settings import Settings, SettingsError
 
 DEMO_TOKEN = "demo-session-token-0000000000000000"
@@ -53,7 +54,7 @@ async def _with_pool(settings: Settings, action):  # action: async (TokenPool) -
 def tokens_add(raw: Sequence[str], tags: Sequence[str], note: str) -> int:
     settings = _settings()
     report = asyncio.run(_with_pool(settings, lambda pool: pool.add(list(raw), tags=tuple(tags), note=note)))
-    print(json.dumps({**report.counts, **asdict(report)}, indent=2))
+    print(json.dumps(import_report(report), indent=2))
     return 0
 
 

@@ -19,7 +19,7 @@ from api._deps import admin_auth, gateway
 from core.cron import refresher
 from core.errors import InvalidRequest, NotFound, UpstreamError
 from core.gateway import Gateway
-from core.pool import Account
+from core.pool import Account, import_report
 from core.quota_sync import fetch_all_windows
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(admin_auth)])
@@ -82,7 +82,7 @@ async def _import_body(request: Request) -> TokenImport:
 async def import_tokens(request: Request, gw: Gateway = Depends(gateway)) -> dict[str, Any]:
     body = await _import_body(request)
     report = await gw.pool.add(body.tokens, tags=body.tags, note=body.note)
-    return {**report.counts, **asdict(report)}
+    return import_report(report)
 
 
 @router.get("/tokens")

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from curl_cffi import CurlMime
+from curl_cffi import CurlHttpVersion, CurlMime
 from curl_cffi.requests import AsyncSession
 from curl_cffi.requests.exceptions import RequestException
 
@@ -82,10 +82,14 @@ class GrokClient:
     def session(self) -> AsyncSession:
         # Created lazily so importing / building the app does no I/O (cold start) and binds to the running loop.
         if self._session is None:
+            # Plain-http upstreams (the simulator, a local proxy) get HTTP/1.1: curl would otherwise attempt an
+            # h2c upgrade on every request. Real grok.com is https and negotiates HTTP/2 through TLS ALPN.
+            plain_http = self.settings.grok_base_url.startswith("http://")
             self._session = AsyncSession(
                 max_clients=self._max_connections,
                 impersonate=self.settings.impersonate,
                 proxy=self.settings.proxy_url,
+                http_version=CurlHttpVersion.V1_1 if plain_http else None,
             )
         return self._session
 

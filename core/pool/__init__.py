@@ -14,6 +14,7 @@ from core.pool.accounts import (
     Outcome,
     PoolSummary,
     QuotaState,
+    import_report,
 )
 from core.pool.crypto import TokenCipher, TokenDecryptError
 from core.pool.pool import TokenPool
@@ -48,6 +49,7 @@ __all__ = [
     "account_id",
     "check_token",
     "detect_tier",
+    "import_report",
     "mask",
     "normalize_token",
     "parse_quota_info",

@@ -213,3 +213,19 @@ def _float(value: object) -> float | None:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
+
+
+def import_report(report: ImportReport) -> dict[str, object]:
+    """JSON form of an import report: counts first, then each token (masked) with the reason it was skipped."""
+    return {
+        **report.counts,
+        "encrypted": report.encrypted,
+        "details": {
+            "added": [_entry(entry) for entry in report.added],
+            "skipped": [_entry(entry) for entry in report.skipped],
+        },
+    }
+
+
+def _entry(entry: ImportEntry) -> dict[str, object]:
+    return {"account_id": entry.account_id, "masked": entry.masked, "reason": entry.reason}
