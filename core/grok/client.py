@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from curl_cffi import CurlHttpVersion, CurlMime
+from curl_cffi import CurlHttpVersion, CurlMime, CurlWsFlag
+from curl_cffi.curl import CurlError
 from curl_cffi.requests import AsyncSession
 from curl_cffi.requests.exceptions import RequestException
 
@@ -396,13 +397,17 @@ class GrokClient:
                 if remaining <= 0:
                     raise UpstreamError(FailureKind.TIMEOUT, "grok.com stream exceeded the request time limit")
                 try:
-                    raw = await asyncio.wait_for(ws.recv_str(), remaining)
+                    raw, flags = await asyncio.wait_for(ws.recv(), remaining)
                 except TimeoutError:
                     raise UpstreamError(
                         FailureKind.TIMEOUT, f"grok.com stream stalled for {settings.stream_idle_timeout:g}s"
                     ) from None
-                except RequestException as exc:
-                    raise UpstreamError(FailureKind.STREAM, f"mgw WebSocket closed: {exc}") from None
+                except CurlError as exc:
+                    raise UpstreamError(FailureKind.STREAM, f"grok.com closed the mgw WebSocket: {exc}") from None
+                if flags & CurlWsFlag.CLOSE:
+                    raise UpstreamError(FailureKind.STREAM, "grok.com closed the mgw WebSocket before the turn ended")
+                if not flags & (CurlWsFlag.TEXT | CurlWsFlag.BINARY):
+                    continue  # ping/pong control frames
                 try:
                     frame = json.loads(raw)
                 except ValueError:
@@ -436,7 +441,7 @@ async def _next_chunk(chunks: AsyncIterator[bytes], idle: float, deadline: float
         return await asyncio.wait_for(anext(chunks), remaining)
     except TimeoutError:
         raise UpstreamError(FailureKind.TIMEOUT, f"grok.com stream stalled for {idle:g}s") from None
-    except RequestException as exc:
+    except CurlError as exc:
         raise UpstreamError(FailureKind.STREAM, f"grok.com stream broke: {exc}") from None
 
 
