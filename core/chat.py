@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from core.attachments import Attachment, load_image
 from core.catalog import ModelSpec
 from core.errors import FailureKind, GatewayError, NoAccountAvailable, UpstreamError
+from core.grok.classify import AUTH_MARKERS, BLOCKED_MARKERS
 from core.grok.client import ChatCall, Credentials, GrokClient
 from core.grok.events import ConversationStarted, Event, ModelInfo, StreamError, Title, UserTurn
 from core.pool import Lease, Outcome, QuotaWindow, TokenPool
@@ -184,11 +185,17 @@ def _accepted(head: list[Event]) -> bool:
 
 
 def _stream_error(event: StreamError) -> UpstreamError:
+    text = f"{event.code} {event.message}".lower()
     if event.is_usage_limit:
         return UpstreamError(FailureKind.RATE_LIMITED, f"grok.com: {event.message}", quota_exhausted=True)
     if event.is_anti_bot:
-        return UpstreamError(FailureKind.ANTI_BOT, f"grok.com rejected the request by its anti-bot rules: "
-                             f"{event.message}")
+        return UpstreamError(
+            FailureKind.ANTI_BOT, f"grok.com rejected the request by its anti-bot rules: {event.message}"
+        )
+    if any(marker in text for marker in BLOCKED_MARKERS):
+        return UpstreamError(FailureKind.BLOCKED, f"account is blocked by grok.com: {event.message}")
+    if any(marker in text for marker in AUTH_MARKERS):
+        return UpstreamError(FailureKind.UNAUTHORIZED, f"session token rejected: {event.message}")
     return UpstreamError(FailureKind.STREAM, f"grok.com reported an error: {event.message}")
 
 

@@ -224,3 +224,16 @@ class SettingsError(ValueError):
             env_name = ENV_NAMES.get(field, (field.upper(),))[0]
             problems.append(f"{env_name}: {error['msg']}")
         return cls(problems)
+
+
+def reference_table() -> str:
+    """The README's configuration table, generated from the fields so the two cannot drift apart."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        env = " / ".join(f"`{n}`" for n in ENV_NAMES.get(name, (name.upper(),)))
+        default = field.default_factory() if field.default_factory is not None else field.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        shown = "—" if default in (None, "", {}, ()) else f"`{default}`"
+        rows.append(f"| {env} | {shown} | {field.description or ''} |")
+    return "\n".join(rows)
