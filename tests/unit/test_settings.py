@@ -1,0 +1,51 @@
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings, SettingsError, reference_table
+
+
+def test_env_parsing_and_aliases() -> None:
+    settings = Settings.from_env({
+        "API_KEYS": "a, b,,c", "MODEL_ALIASES": "gpt-4o=grok-4.5-fast, claude=grok-4.5",
+        "KV_REST_API_URL": "https://kv.example", "KV_REST_API_TOKEN": "t", "CHAT_TRANSPORT": "mgw",
+    })
+    assert settings.api_keys == ("a", "b", "c")
+    assert settings.model_aliases == {"gpt-4o": "grok-4.5-fast", "claude": "grok-4.5"}
+    assert settings.upstash_url == "https://kv.example" and settings.chat_transport == "mgw"
+    assert Settings.from_env({"MODEL_ALIASES": '{"gpt-4o": "grok-4.5"}'}).model_aliases == {"gpt-4o": "grok-4.5"}
+
+
+def test_every_problem_reported_once_per_variable() -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"STORE_TIMEOUT": "soon", "CHAT_TRANSPORT": "ftp", "MAX_ATTEMPTS": "0"})
+    problems = info.value.problems
+    assert len(problems) == 3
+    assert any(p.startswith("STORE_TIMEOUT:") for p in problems)
+    assert any(p.startswith("CHAT_TRANSPORT:") for p in problems)
+    assert any(p.startswith("MAX_ATTEMPTS:") for p in problems)
+
+
+def test_production_has_no_default_secrets() -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"APP_ENV": "production"})
+    assert any("ADMIN_PASSWORD" in p for p in info.value.problems)
+    assert any("API_KEYS" in p for p in info.value.problems)
+    ok = Settings.from_env({"APP_ENV": "production", "ADMIN_PASSWORD": "x" * 20, "API_KEYS": "k"})
+    assert ok.is_production
+
+
+def test_upstash_pair_must_be_complete() -> None:
+    with pytest.raises(SettingsError):
+        Settings.from_env({"UPSTASH_REDIS_REST_URL": "https://x"})
+
+
+def test_bad_alias_json_is_a_clear_error() -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"MODEL_ALIASES": "{broken"})
+    assert info.value.problems[0].startswith("MODEL_ALIASES")
+
+
+def test_readme_configuration_table_is_current() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text("utf-8")
+    assert reference_table() in readme, "README's configuration table is stale: paste core.settings.reference_table()"
