@@ -93,6 +93,7 @@ class Completion:
             filter_tags=settings.filter_tags,
             asset_url=lambda path: settings.grok_assets_url.rstrip("/") + "/" + path.lstrip("/"),
             stream=body.stream,
+            sources_footer=settings.sources_footer,
         )
 
     # -- shared -----------------------------------------------------------------------------------------------

@@ -79,6 +79,16 @@ class Answer:
     finished: bool = False  # a soft stop or the final message was seen
 
 
+MAX_FOOTER_SOURCES = 10
+
+
+def format_sources(sources: list[Source]) -> str:
+    """A markdown "Sources" list for the end of an answer (search results a chat app can show)."""
+    lines = [f"{n}. [{(s.title or s.url).replace(']', ')')}]({s.url})" for n, s in
+             enumerate(sources[:MAX_FOOTER_SOURCES], 1)]
+    return "\n\nSources:\n" + "\n".join(lines)
+
+
 def default_asset_url(path: str) -> str:
     """Upstream image paths are relative to the assets host."""
     if path.startswith(("http://", "https://")):
@@ -112,8 +122,10 @@ class AnswerBuilder:
         asset_url: Callable[[str], str] = default_asset_url,
         *,
         stream: bool = True,
+        sources_footer: bool = False,
     ) -> None:
         self._thinking_output = thinking_output
+        self._sources_footer = sources_footer
         self._filter_tags = tuple(filter_tags)
         self._asset_url = asset_url
         self._renderer = CardRenderer()
@@ -190,6 +202,8 @@ class AnswerBuilder:
             self._emit_content(out, fallback.feed(final.message) + fallback.finish())
         images = "".join(f"\n\n![image]({self._asset_url(path)})" for path in self._image_paths)
         self._emit_content(out, images)
+        if self._sources_footer and self._answer.sources:
+            self._emit_content(out, format_sources(self._answer.sources))
         if self._think_open:
             self._push_content(out, self._close_think())
         return out

@@ -51,6 +51,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "heartbeat_interval": ("SSE_HEARTBEAT_INTERVAL",),
     "thinking_output": ("THINKING_OUTPUT",),
     "filter_tags": ("FILTER_TAGS",),
+    "sources_footer": ("SOURCES_FOOTER",),
     "model_aliases": ("MODEL_ALIASES",),
     "allow_private_urls": ("ALLOW_PRIVATE_URLS",),
     "max_image_bytes": ("MAX_IMAGE_BYTES",),
@@ -116,6 +117,7 @@ class Settings(BaseModel):
     filter_tags: tuple[str, ...] = Field(
         ("xaiartifact", "xai:tool_usage_card", "grok:render"), description="Grok markup tags removed from text."
     )
+    sources_footer: bool = Field(True, description="Append web search results as a markdown Sources list.")
     model_aliases: dict[str, str] = Field(
         default_factory=dict, description="Extra model aliases: JSON object or `gpt-4o=grok-4.5,...`."
     )

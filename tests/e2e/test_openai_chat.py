@@ -128,6 +128,8 @@ def test_search_citations_become_markdown_links(gateway: Deployment) -> None:
     assert annotations and annotations[0].type == "url_citation"
     cite = annotations[0].url_citation
     assert message.content[cite.start_index:cite.end_index] == f"[[1]]({cite.url})"
+    # Search results also surface as a Sources list a chat app can show.
+    assert "\n\nSources:\n1. [" in message.content and cite.url in message.content.split("Sources:")[1]
 
 
 def test_search_stream_has_tool_line_in_reasoning(gateway: Deployment) -> None:
