@@ -4,6 +4,8 @@
     python -m adapters.cli demo                     # gateway + simulated grok.com + a demo account
     python -m adapters.cli tokens add TOKEN... | --file tokens.txt [--tag t] [--note n]
     python -m adapters.cli tokens list
+    python -m adapters.cli smoke https://my-gateway.example [--key sk-...]   # check a deployed gateway
+    python -m adapters.cli store stop                 # stop the embedded Redis this data dir started
 """
 
 from __future__ import annotations
@@ -32,13 +34,13 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
-def serve(host: str, port: int, settings: Settings | None = None) -> None:
+def serve(host: str, port: int, settings: Settings | None = None, *, access_log: bool = True) -> None:
     import uvicorn
 
     from api._app import create_app
 
     app = create_app(settings or _settings())
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=75)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=75, access_log=access_log)
 
 
 async def _with_pool(settings: Settings, action):  # action: async (TokenPool) -> object
@@ -68,6 +70,16 @@ def tokens_list() -> int:
     return 0
 
 
+def store_stop() -> int:
+    from core.store.embedded import EmbeddedRedis
+
+    settings = _settings()
+    server = EmbeddedRedis(settings.data_dir)
+    print(f"stopped the embedded Redis at {server.url}" if server.stop()
+          else f"no embedded Redis is running under {settings.data_dir}")
+    return 0
+
+
 def demo(port: int) -> None:
     """Start the simulator and the gateway pointed at it, add a demo account, show one streamed answer."""
     from simulator.runner import SimulatorServer
@@ -86,7 +98,7 @@ def demo(port: int) -> None:
     url = f"http://127.0.0.1:{port}"
     threading.Thread(target=_show_demo_answer, args=(url,), daemon=True).start()
     print(f"\nGrok2API demo: gateway on {url}, simulated grok.com on {sim.base_url}\n")
-    serve("127.0.0.1", port, settings)
+    serve("127.0.0.1", port, settings, access_log=False)  # keep the demo's terminal readable
 
 
 def _show_demo_answer(url: str) -> None:
@@ -127,6 +139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_add.add_argument("--tag", action="append", default=[])
     p_add.add_argument("--note", default="")
     token_commands.add_parser("list", help="list tokens (masked)")
+    p_smoke = commands.add_parser("smoke", help="check a deployed gateway from outside")
+    p_smoke.add_argument("url", help="the gateway's base URL, e.g. https://my-gateway.example")
+    p_smoke.add_argument("--key", default=os.environ.get("GROK2API_KEY"), help="API key: also try one short chat")
+    p_smoke.add_argument("--model", help="model for the chat (default: grok-4.5-fast or the first listed)")
+    p_smoke.add_argument("--timeout", type=float, default=60.0)
+    p_store = commands.add_parser("store", help="manage the embedded store")
+    store_commands = p_store.add_subparsers(dest="action", required=True)
+    store_commands.add_parser("stop", help="stop the embedded Redis server started for DATA_DIR")
 
     args = parser.parse_args(argv)
     if args.command == "serve":
@@ -142,6 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return tokens_add(raw, args.tag, args.note)
     elif args.command == "tokens" and args.action == "list":
         return tokens_list()
+    elif args.command == "smoke":
+        from adapters.smoke import main as smoke
+
+        return smoke(args.url, key=args.key, model=args.model, timeout=args.timeout)
+    elif args.command == "store" and args.action == "stop":
+        return store_stop()
     return 0
 
 
