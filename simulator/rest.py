@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from simulator.chat_request import TurnContext
@@ -52,6 +53,12 @@ _EMPTY_LISTS = ("webSearchResults", "xpostIds", "xposts", "generatedImageUrls", 
 
 def dumps(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.translate(_GO_ESCAPES) if ("<" in text or ">" in text or "&" in text) else text
+
+
+def dumps_str(value: str) -> str:
+    """``dumps`` for a plain string via the C string encoder (the per-token hot path)."""
+    text = encode_basestring(value)
     return text.translate(_GO_ESCAPES) if ("<" in text or ">" in text or "&" in text) else text
 
 
@@ -210,10 +217,10 @@ class RestRenderer:
 
     def _step(self, step: Any) -> Payload:
         if isinstance(step, Token | RenderTag):
-            return self._line('"token":' + dumps(step.text) + self._final_tail)
+            return self._line('"token":' + dumps_str(step.text) + self._final_tail)
         if isinstance(step, Thought):
             return self._line(
-                f'"token":{dumps(step.text)},"isThinking":true,"isSoftStop":false,"messageTag":"{step.tag}"'
+                f'"token":{dumps_str(step.text)},"isThinking":true,"isSoftStop":false,"messageTag":"{step.tag}"'
                 f',"messageStepId":{step.step_id}{_rollout(step.rollout_id)}{self._rid}'
             )
         if isinstance(step, ToolCard):
