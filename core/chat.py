@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.attachments import Attachment, load_image
 from core.catalog import ModelSpec
@@ -87,7 +87,7 @@ class ChatStream:
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
                 latency_ms=(time.monotonic() - self._started) * 1000,
-                quota=self.quota,
+                quota=_after_charge(self.quota, self.lease.mode, self.lease.cost),
             ),
         )
 
@@ -154,7 +154,8 @@ class ChatService:
             except UpstreamError as exc:
                 charged = lease.cost if _accepted(head) and exc.kind is not FailureKind.RATE_LIMITED else 0
                 await self.pool.settle(
-                    lease, Outcome(ok=False, charged=charged, failure=exc, model=model.id, quota=quota)
+                    lease, Outcome(ok=False, charged=charged, failure=exc, model=model.id,
+                                   quota=_after_charge(quota, lease.mode, charged))
                 )
                 if exc.kind in NOT_RETRIED:
                     raise
@@ -178,6 +179,22 @@ class ChatService:
                 return
         # The stream ended before saying anything useful.
         raise UpstreamError(FailureKind.STREAM, "grok.com closed the stream before answering")
+
+
+def _after_charge(
+    quota: dict[str, QuotaWindow] | None, mode: str, charged: int
+) -> dict[str, QuotaWindow] | None:
+    """Windows of a lazy refresh, with this request's own charge taken off.
+
+    The refresh is read *before* the request is sent, so upstream's ``remaining`` does not include the units
+    this request then spent. Stored as they are, they would put the account one request above upstream for the
+    rest of the window, and the pool would send a request with no quota left.
+    """
+    window = quota.get(mode) if quota else None
+    if quota is None or window is None or window.remaining is None or charged <= 0:
+        return quota
+    return {**quota, mode: replace(window, remaining=max(window.remaining - charged, 0))}
+
 
 def _accepted(head: list[Event]) -> bool:
     """grok.com charges a turn once it has opened the conversation."""
