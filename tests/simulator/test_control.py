@@ -113,3 +113,24 @@ def test_cli_runs_standalone() -> None:
     finally:
         process.terminate()
         process.wait(5)
+
+
+def test_sim_control_client(sim) -> None:
+    from simulator.client import SimControl
+
+    with SimControl(sim.base_url) as control:
+        assert control.health()
+        control.add_account("c1", tier="basic", concurrency_limit=1)
+        control.set_quota("c1", "fast", total=1)
+        control.configure(preset="fast")
+        control.add_rule("ping", "plain", text="pong")
+        ok = httpx.post(sim.base_url + NEW, json={"message": "ping", "modeId": "fast"}, headers={"cookie": cookies("c1")})
+        assert find(parse_lines(ok.text), "modelResponse")["message"] == "pong"
+        assert httpx.post(sim.base_url + NEW, json={"message": "x", "modeId": "fast"},
+                          headers={"cookie": cookies("c1")}).status_code == 429
+        assert control.ledger("c1")["violation_count"] == 1
+        assert control.requests(path="/rest", limit=1)[0]["status"] == 429
+        control.advance_time(86400)
+        assert control.account("c1")["quotas"]["fast"]["remaining"] == 1
+        control.reset()
+        assert control.ledger()["accounts"] == {}
