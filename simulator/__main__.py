@@ -37,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"grok simulator on http://{args.host}:{args.port}  assets: http://{args.host}:{args.port}/__assets  "
           f"mgw: ws://{args.host}:{args.port}/ws/mgw/  control: http://{args.host}:{args.port}/__sim/", flush=True)
     uvicorn.run(create_app(state=state), host=args.host, port=args.port, log_level=args.log_level,
-                lifespan="off", server_header=False, ws_ping_interval=None)
+                lifespan="off", server_header=False, ws_ping_interval=None,
+                timeout_graceful_shutdown=1)
 
 
 if __name__ == "__main__":

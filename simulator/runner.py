@@ -67,7 +67,7 @@ class SimulatorServer:
             log_level="warning",
             lifespan="off",
             server_header=False,
-            timeout_graceful_shutdown=1,
+            timeout_graceful_shutdown=0.25,  # then open (e.g. stalled) streams are cut
             ws_ping_interval=None,
         )
         server = uvicorn.Server(config)

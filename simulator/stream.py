@@ -23,13 +23,20 @@ class SimulatedDisconnect(Exception):
     """Raised inside the ASGI app to make the server drop the connection without finishing the body."""
 
 
+_QUIET_MESSAGES = (
+    # uvicorn's sans-io WebSocket protocol logs this after a (valid) denial response.
+    "ASGI callable returned without completing handshake.",
+)
+
+
 class _QuietSimulatedDisconnect(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, SimulatedDisconnect):
+        # Scripted disconnects, and streams cut short when the server stops, are expected.
+        if isinstance(exc, SimulatedDisconnect | asyncio.CancelledError):
             return False
-        # uvicorn's sans-io WebSocket protocol logs this after a (valid) denial response.
-        return record.getMessage() != "ASGI callable returned without completing handshake."
+        message = record.getMessage()
+        return message not in _QUIET_MESSAGES and "timeout graceful shutdown exceeded" not in message
 
 
 def install_log_filter() -> None:
