@@ -1,4 +1,8 @@
-"""Health: what is configured and reachable, without secrets."""
+"""Health: what is configured and reachable, without secrets.
+
+``GET /health`` answers 200 when every configured dependency answers, 503 otherwise (platform health checks and
+``grok2api smoke`` read the same JSON). Addresses are masked; tokens and passwords never appear.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from core.errors import GatewayError
+from core.store import describe
 
 router = APIRouter()
 
@@ -15,18 +20,34 @@ router = APIRouter()
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
     settings = request.app.state.settings
-    report: dict[str, Any] = {"status": "ok", "env": settings.app_env, "chat_transport": settings.chat_transport}
+    report: dict[str, Any] = {
+        "status": "ok",
+        "env": settings.app_env,
+        "chat_transport": settings.chat_transport,
+        "auth": {"api_keys": len(settings.api_keys) > 0, "admin": settings.admin_password is not None,
+                 "cron": settings.cron_secret is not None},
+        "public_base_url": settings.public_base_url,
+    }
     try:
         gw = await request.app.state.gateway.get()
-        await gw.store.ping()
-        report["store"] = {"ok": True, "transport": gw.store.transport.name}
+        store = await gw.store.health()
+        report["store"] = {key: store[key] for key in ("ok", "transport", "target", "latency_ms", "error")}
     except GatewayError as exc:
-        report["status"] = "degraded"
-        report["store"] = {"ok": False, "error": exc.message}
+        report["store"] = {"ok": False, **_store_target(settings), "error": exc.message}
     except Exception as exc:  # e.g. the embedded Redis could not start
+        report["store"] = {"ok": False, **_store_target(settings), "error": f"{type(exc).__name__}: {exc}"}
+    # Media storage (S3-compatible) is not built yet: say so rather than pretend.
+    report["media"] = {"ok": True, "configured": False, "detail": "not configured"}
+    if not report["store"]["ok"]:
         report["status"] = "degraded"
-        report["store"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+
+
+def _store_target(settings: Any) -> dict[str, str]:
+    try:
+        return describe(settings)
+    except Exception:  # describing must never turn a health answer into a 500
+        return {}
 
 
 @router.get("/")
