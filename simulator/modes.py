@@ -92,13 +92,15 @@ def mode_from_model_name(name: str, request_kind: str = "") -> str:
 
 
 def resolve_mode(body: dict[str, Any]) -> str:
-    """``modeId`` wins, then ``modelMode``, then ``modelName``; nothing at all means auto (§3.3)."""
+    """``modeId`` wins, then ``modelMode``, then D0's ``isReasoning``, then ``modelName``; else auto (§3.3)."""
     mode_id = body.get("modeId")
     if isinstance(mode_id, str) and mode_id.lower() in CHAT_MODES:
         return mode_id.lower()
     model_mode = body.get("modelMode")
     if isinstance(model_mode, str) and (resolved := mode_from_model_mode(model_mode)):
         return resolved
+    if body.get("isReasoning") is True:
+        return "expert"  # D0 grok-3 "Think"
     model_name = body.get("modelName")
     if isinstance(model_name, str) and model_name:
         return mode_from_model_name(model_name)

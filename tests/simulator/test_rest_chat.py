@@ -103,6 +103,7 @@ def test_final_metadata_only_when_requested(client: httpx.Client) -> None:
         ({"modelName": "grok-3", "modelMode": "MODEL_MODE_FAST"}, "fast"),
         ({"modelName": "grok-4-mini-thinking-tahoe"}, "fast"),
         ({"modelName": "grok-3"}, "auto"),
+        ({"modelName": "grok-3", "isReasoning": True}, "expert"),
         ({}, "auto"),
         ({"modeId": "fast", "modelName": "grok-4", "modelMode": "MODEL_MODE_EXPERT"}, "fast"),
     ],

@@ -138,6 +138,36 @@ async def test_mgw_errors_are_events(sim, account) -> None:
     assert sim.state.ledger(TOKEN)["violations"][0]["kind"] == "quota_exhausted"
 
 
+async def test_mgw_stall_disconnect_and_client_leaving(sim, account) -> None:
+    url = f"{sim.ws_url}?uid={account.user_id}"
+    async with websockets.connect(url, additional_headers=mgw_headers(account)) as ws:
+        await open_session(ws, "fast")
+        start = asyncio.get_running_loop().time()
+        events = await ask(ws, "#stall=0.3 slow answer")
+        assert asyncio.get_running_loop().time() - start >= 0.28
+        assert events[-1]["type"] == "response.chunk"
+        await send(ws, "conversation.item.create", item={"type": "message", "role": "user", "x_grok": {
+            "input_chunks": [{"text": {"text": "#disconnect bye"}}]}})
+        await send(ws, "response.create")
+        with pytest.raises(websockets.ConnectionClosedError) as info:
+            while True:
+                await recv(ws)
+        assert info.value.rcvd.code == 1011
+    async with websockets.connect(url, additional_headers=mgw_headers(account)) as ws:
+        await open_session(ws, "fast")
+        await send(ws, "conversation.item.create", item={"type": "message", "role": "user", "x_grok": {
+            "input_chunks": [{"text": {"text": "#stall=5 hold on"}}]}})
+        await send(ws, "response.create")
+        while (await recv(ws))["event"]["type"] != "response.chunk":
+            pass
+        assert sim.state.ledger(TOKEN)["in_flight"] == 1
+    for _ in range(100):
+        if sim.state.ledger(TOKEN)["in_flight"] == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert sim.state.ledger(TOKEN)["in_flight"] == 0
+
+
 @pytest.mark.parametrize("case", ["no_cookie", "no_userid", "wrong_uid", "blocked"])
 async def test_mgw_handshake_refused(sim, account, case: str) -> None:
     headers = mgw_headers(account)
