@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,11 @@ def _sim(request: Request) -> SimState:
     return request.app.state.sim
 
 
+async def _quota_delay(state: SimState) -> None:
+    if state.config.quota_delay > 0:
+        await asyncio.sleep(state.config.quota_delay)
+
+
 async def rate_limits(request: Request) -> Response:
     """Both body styles: ``{"requestKind":"DEFAULT","modelName":"grok-3"}`` and ``{"modelName":"fast"}``."""
     state = _sim(request)
@@ -46,6 +52,7 @@ async def rate_limits(request: Request) -> Response:
     if isinstance(account, gates.GateFailure):
         return account.response(request.url.path)
     body = await read_json(request) or {}
+    await _quota_delay(state)
     name = body.get("modelName") if isinstance(body.get("modelName"), str) else ""
     kind = body.get("requestKind") if isinstance(body.get("requestKind"), str) else ""
     window = state.quota(account.token, mode_from_model_name(name or "auto", kind))
@@ -68,6 +75,7 @@ async def quota_info(request: Request) -> Response:
     account = gates.check(state, request.headers)
     if isinstance(account, gates.GateFailure):
         return account.response(request.url.path)
+    await _quota_delay(state)
     body: dict[str, Any] = {}
     for product in MEDIA_QUOTAS:
         window = state.quota(account.token, product)

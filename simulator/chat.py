@@ -22,7 +22,7 @@ from simulator.responses import (
 )
 from simulator.rest import RestRenderer
 from simulator.scenarios import usage_limit_script
-from simulator.state import Account, SimState
+from simulator.state import Account, Fault, SimState
 from simulator.stream import ScriptedStream, accepts_gzip
 from simulator.turns import Refusal, prepare_turn
 
@@ -60,6 +60,9 @@ async def _chat(request: Request, conversation_id: str | None) -> Response | Scr
             line = (json.dumps(ANTI_BOT, separators=(",", ":")) + "\n").encode()
             return ScriptedStream([("none", line)], config, headers=edge_headers(trace_id), gzip=use_gzip)
         return account.response(request.url.path)
+    fault = state.take_fault(account)
+    if fault is not None:
+        return fault_response(fault)
 
     body = await read_json(request)
     if body is None:
@@ -95,6 +98,19 @@ def refusal_response(refusal: Refusal) -> Response:
     if refusal.reason == "mode_unavailable":
         return json_response(mode_unavailable(refusal.mode), 403)
     return json_response(TOO_MANY_REQUESTS, 429)
+
+
+def fault_response(fault: Fault) -> Response:
+    """A forced failure: 429 in grok.com's shape, else a gRPC-style error body with the status."""
+    if fault.status == 429:
+        body: dict[str, Any] = TOO_MANY_REQUESTS if fault.message is None else {
+            "error": {"code": 8, "message": fault.message, "details": []}}
+    else:
+        code = 14 if fault.status in (502, 503, 504) else 13 if fault.status >= 500 else 9
+        body = {"error": {"code": code, "message": fault.message or "Service temporarily unavailable",
+                          "details": []}}
+    headers = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
+    return json_response(body, fault.status, headers)
 
 
 def _usage_limit_stream(

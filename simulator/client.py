@@ -53,6 +53,12 @@ class SimControl:
     def set_concurrency_limit(self, token: str, limit: int | None) -> None:
         self._call("POST", f"/accounts/{token}/concurrency", {"limit": limit})
 
+    def set_fault(self, token: str, status: int | None, *, times: int | None = None,
+                  retry_after: float | None = None, message: str | None = None) -> None:
+        """Fail the account's next ``times`` chat requests (every one when None) with ``status``; None clears."""
+        self._call("POST", f"/accounts/{token}/fault",
+                   {"status": status, "times": times, "retry_after": retry_after, "message": message})
+
     def register_clearance(self, value: str, user_agent: str | None = None) -> None:
         self._call("POST", "/clearances", {"value": value, "user_agent": user_agent})
 

@@ -19,6 +19,7 @@ class SimConfig:
     token_delay: Range = (0.02, 0.06)  # between generated lines
     video_duration: float = 18.0  # whole video progress sequence
     imagine_latency: float = 3.0  # Imagine WS request → last image stage
+    quota_delay: float = 0.0  # before /rest/rate-limits and quota_info answer (a slow upstream for refresh jobs)
 
     # Behaviour switches.
     gzip: bool = True  # gzip chat streams when the client accepts it (sync-flushed per line)

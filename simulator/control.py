@@ -103,6 +103,13 @@ async def concurrency(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
+async def fault(request: Request) -> Response:
+    body = await _body(request)
+    _sim(request).set_fault(request.path_params["token"], body.get("status"), times=body.get("times"),
+                            retry_after=body.get("retry_after"), message=body.get("message"))
+    return JSONResponse({"ok": True})
+
+
 async def clearances(request: Request) -> Response:
     body = await _body(request)
     _sim(request).register_clearance(body["value"], body.get("user_agent"))
@@ -174,6 +181,7 @@ routes = [
     _route("/__sim/accounts/{token}/block", block, ["POST"]),
     _route("/__sim/accounts/{token}/quota", quota, ["POST"]),
     _route("/__sim/accounts/{token}/concurrency", concurrency, ["POST"]),
+    _route("/__sim/accounts/{token}/fault", fault, ["POST"]),
     _route("/__sim/clearances", clearances, ["POST"]),
     _route("/__sim/rules", rules, ["GET", "POST", "PUT", "DELETE"]),
     _route("/__sim/ledger", ledger, ["GET", "DELETE"]),

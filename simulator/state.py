@@ -63,6 +63,21 @@ class QuotaWindow:
 
 
 @dataclass(slots=True)
+class Fault:
+    """A forced failure of an account's chat requests (``POST /__sim/accounts/{token}/fault``): upstream trouble
+    the gates and quotas cannot produce, e.g. a 5xx, or a 429 while quota is left ("Grok is under heavy usage")."""
+
+    status: int
+    times: int | None = None  # how many chat requests fail; None = until cleared
+    retry_after: float | None = None  # Retry-After header, seconds
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "times": self.times, "retry_after": self.retry_after,
+                "message": self.message}
+
+
+@dataclass(slots=True)
 class Account:
     token: str
     user_id: str
@@ -73,6 +88,7 @@ class Account:
     cf_clearance: str | None = None
     user_agent: str | None = None
     quotas: dict[str, QuotaWindow] = field(default_factory=dict)  # chat modes and Imagine products
+    fault: Fault | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +101,7 @@ class Account:
             "cf_clearance": self.cf_clearance,
             "user_agent": self.user_agent,
             "quotas": {name: window.to_dict() for name, window in self.quotas.items()},
+            "fault": self.fault.to_dict() if self.fault else None,
         }
 
 
@@ -312,6 +329,39 @@ class SimState:
     def set_concurrency_limit(self, token: str, limit: int | None) -> None:
         with self._lock:
             self.require_account(token).concurrency_limit = limit
+
+    def set_fault(
+        self,
+        token: str,
+        status: int | None,
+        *,
+        times: int | None = None,
+        retry_after: float | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Make the account's next ``times`` chat requests (all when None) fail with ``status``; None clears."""
+        if status is not None and not 400 <= int(status) <= 599:
+            raise SimError("fault status must be a 4xx or 5xx code")
+        if times is not None and int(times) < 1:
+            raise SimError("fault times must be at least 1 (or null for every request)")
+        with self._lock:
+            account = self.require_account(token)
+            account.fault = None if status is None else Fault(
+                int(status), None if times is None else int(times),
+                None if retry_after is None else float(retry_after), message)
+
+    def take_fault(self, account: Account) -> Fault | None:
+        """The fault this chat request must answer with, if any (counted as a rejection, not a violation)."""
+        with self._lock:
+            fault = account.fault
+            if fault is None:
+                return None
+            if fault.times is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    account.fault = None
+            self._ledger(account).rejected[f"fault_{fault.status}"] += 1
+            return fault
 
     def register_clearance(self, value: str, user_agent: str | None = None) -> None:
         """Accept ``cf_clearance=value`` in Cloudflare mode, bound to ``user_agent`` (None = any UA)."""
