@@ -114,9 +114,10 @@ def test_platform_ping_and_request_lifecycle(function: VercelFunction) -> None:
     response = httpx.get(function.url + "/health", headers=headers, timeout=30)
     assert response.status_code == 200, response.text
     assert response.json()["store"]["ok"] is True
-    kinds = [(m["type"], m["payload"]["context"]) for m in function.ipc.drain()]
-    assert ("handler-started", {"invocationId": "inv-42", "requestId": 7}) in kinds
-    assert ("end", {"invocationId": "inv-42", "requestId": 7}) in kinds
+    context = {"invocationId": "inv-42", "requestId": 7}
+    started = function.ipc.wait_for("handler-started", timeout=5)
+    ended = function.ipc.wait_for("end", timeout=5)  # sent once the response is complete
+    assert started["payload"]["context"] == context and ended["payload"]["context"] == context
 
 
 @pytest.mark.parametrize(("method", "path", "secret", "status"), [
