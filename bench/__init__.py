@@ -1,0 +1,1 @@
+"""Grok2API benchmark: ``python -m bench`` (see bench/README.md)."""

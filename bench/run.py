@@ -1,0 +1,385 @@
+"""The whole benchmark plan, in one run: processes up, pools filled, load at each concurrency, store commands on
+each transport, memory, import time. Returns one JSON-able dict that ``bench.report`` renders."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import chat, imports
+from bench.load import BlockResult, run_block, run_paced
+from bench.procs import (
+    UPSTASH_TOKEN,
+    Proc,
+    admin,
+    gateway_env,
+    http_json,
+    start_bare,
+    start_gateway,
+    start_simulator,
+    start_upstash,
+    store_commands,
+    wait_http,
+    wait_port,
+)
+from core.store.embedded import EmbeddedRedis
+from tests.support.redis_server import RedisServer, redis_server_binary, start_redis_server
+
+CHAT_MODES = ("auto", "fast", "expert", "heavy")
+BIG_QUOTA = 10_000_000
+
+
+@dataclass(frozen=True)
+class Plan:
+    levels: tuple[int, ...] = (1, 16, 64)
+    requests: dict[int, int] | None = None  # per concurrency level
+    warmup: int = 100
+    accounts: int = 96
+    transport_requests: int = 300  # per block on the redis / upstash gateways
+    transport_concurrency: int = 16
+    stale_requests: int = 100
+    import_runs: int = 11
+    client: str = "raw"
+    transports: tuple[str, ...] = ("embedded", "redis", "upstash")
+    paced_fraction: float = 0.5  # of the gateway's closed-loop c=16 throughput
+    paced_requests: int = 1500
+    sections: tuple[str, ...] = ("latency", "stores", "import")
+
+    def n(self, level: int) -> int:
+        return (self.requests or {}).get(level, 500)
+
+
+FULL = Plan(requests={1: 1000, 16: 2000, 64: 3000})
+QUICK = Plan(requests={1: 40, 16: 160, 64: 192}, warmup=64, accounts=72, transport_requests=48,
+             stale_requests=16, import_runs=5, paced_requests=150)
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- pool setup ----------------------------------------------------------------------------------------------------
+
+
+def make_sim_accounts(sim: Proc, count: int) -> list[str]:
+    run = uuid.uuid4().hex[:8]
+    tokens = [f"bench-{run}-{i:03d}-{uuid.uuid4().hex}" for i in range(count)]
+    quotas = dict.fromkeys(CHAT_MODES, BIG_QUOTA)
+    for token in tokens:
+        http_json("POST", sim.url + "/__sim/accounts", {"token": token, "tier": "heavy", "quotas": quotas})
+    return tokens
+
+
+def fill_pool(gateway: Proc, tokens: list[str]) -> dict[str, Any]:
+    """Import the tokens and refresh every account's quota (so the hot path never needs a lazy refresh)."""
+    report = admin(gateway, "POST", "/admin/tokens", {"tokens": tokens})
+    if report.get("added") != len(tokens):
+        raise RuntimeError(f"{gateway.name}: token import added {report.get('added')} of {len(tokens)}")
+    progress = admin(gateway, "POST", "/admin/tokens/refresh", {})
+    deadline = time.monotonic() + 120
+    while progress["status"] != "done":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{gateway.name}: quota refresh did not finish: {progress}")
+        progress = admin(gateway, "GET", f"/admin/refresh/{progress['job_id']}")
+    if progress.get("errors"):
+        raise RuntimeError(f"{gateway.name}: quota refresh errors: {progress}")
+    return progress
+
+
+def usage_call_cost(gateway: Proc) -> int:
+    """Store commands one ``GET /admin/usage`` itself spends (its HGETALL), to subtract from deltas."""
+    first = store_commands(gateway)
+    second = store_commands(gateway)
+    third = store_commands(gateway)
+    if third - second != second - first:
+        raise RuntimeError(f"{gateway.name}: /admin/usage costs a varying number of store commands")
+    return second - first
+
+
+async def counted_block(gateway: Proc, usage_cost: int, label: str, **kwargs: Any) -> BlockResult:
+    """A load block on a gateway, with its store commands per request (the warm-up is outside the count)."""
+    warmup = kwargs.pop("warmup", 0)
+    if warmup:
+        await run_block(label + " (warm-up)", kwargs["targets"], concurrency=kwargs["concurrency"],
+                        requests=warmup, mark=kwargs.get("mark"), client=kwargs.get("client", "raw"))
+    before = store_commands(gateway)
+    result = await run_block(label, **kwargs)
+    after = store_commands(gateway)
+    sent = result.ok + result.errors
+    result.extra["store_commands"] = after - before - usage_cost
+    result.extra["store_commands_per_request"] = (after - before - usage_cost) / max(sent, 1)
+    return result
+
+
+# -- the run -------------------------------------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, plan: Plan, workdir: Path) -> None:
+        self.plan = plan
+        self.workdir = workdir
+        self.procs: list[Proc] = []
+        self.redis: RedisServer | None = None
+        self.embedded_dir = workdir / "embedded-data"
+        self.results: dict[str, Any] = {"plan": {k: getattr(plan, k) for k in plan.__dataclass_fields__}}
+        self.results["plan"]["requests"] = {str(level): plan.n(level) for level in plan.levels}
+
+    def track(self, proc: Proc) -> Proc:
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+        EmbeddedRedis(self.embedded_dir).stop()
+        if self.redis is not None:
+            self.redis.stop()
+
+    async def run(self) -> dict[str, Any]:
+        plan = self.plan
+        started = time.monotonic()
+        self.results["machine"] = machine_facts()
+        log("starting simulator, bare FastAPI app and gateway processes")
+        sim = self.track(start_simulator(self.workdir))
+        bare = self.track(start_bare(self.workdir))
+        prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+        embedded_env = gateway_env(sim, {"DATA_DIR": str(self.embedded_dir), "STORE_PREFIX": prefix})
+        gateway = self.track(start_gateway("gateway-embedded", self.workdir, embedded_env))
+        others: dict[str, tuple[Proc, Proc]] = {}
+        stores = "stores" in plan.sections
+        if stores and ("redis" in plan.transports or "upstash" in plan.transports):
+            if redis_server_binary() is None:
+                log("redis-server not found: skipping the redis and upstash transports")
+                self.results["skipped_transports"] = "redis-server not installed"
+            else:
+                (self.workdir / "redis").mkdir()
+                self.redis = start_redis_server(self.workdir / "redis")
+                for kind in ("redis", "upstash"):
+                    if kind not in plan.transports:
+                        continue
+                    if kind == "redis":
+                        store = {"REDIS_URL": self.redis.url}
+                    else:
+                        upstash = self.track(start_upstash(self.workdir, self.redis.url))
+                        store = {"UPSTASH_REDIS_REST_URL": upstash.url, "UPSTASH_REDIS_REST_TOKEN": UPSTASH_TOKEN}
+                    env = gateway_env(sim, {**store, "STORE_PREFIX": f"bench-{kind}-{uuid.uuid4().hex[:8]}:"})
+                    hot = self.track(start_gateway(f"gateway-{kind}", self.workdir, env))
+                    stale = self.track(start_gateway(f"gateway-{kind}-stale", self.workdir,
+                                                     {**env, "QUOTA_STALE_AFTER": "0.001"}))
+                    others[kind] = (hot, stale)
+        embedded_stale = None
+        if stores:
+            embedded_stale = self.track(start_gateway("gateway-embedded-stale", self.workdir,
+                                                      {**embedded_env, "QUOTA_STALE_AFTER": "0.001"}))
+        wait_http(sim, "/__sim/health")
+        wait_http(bare, "/ping")
+        wait_http(gateway, "/health", timeout=60)  # builds the engine and starts the embedded redis-server
+        if embedded_stale is not None:
+            wait_http(embedded_stale, "/health", timeout=60)
+        for proc in self.procs:
+            if proc.name.startswith("upstash"):
+                wait_port(proc)
+        for hot, stale in others.values():
+            wait_http(hot, "/health", timeout=60)
+            wait_http(stale, "/health", timeout=60)
+        log(f"processes up in {time.monotonic() - started:.1f}s; creating {plan.accounts} simulator accounts")
+        tokens = make_sim_accounts(sim, plan.accounts)
+        fill_pool(gateway, tokens)
+        usage_cost = usage_call_cost(gateway)
+        store_pid = EmbeddedRedis(self.embedded_dir).pid()
+        watch = {"simulator": sim.cpu, "gateway": gateway.cpu, "bare FastAPI": bare.cpu}
+        if store_pid:
+            watch["redis-server (embedded)"] = lambda: _cpu(store_pid)
+        self.results["memory_before"] = {"gateway": gateway.memory(), "bare FastAPI": bare.memory()}
+        self.results["setup"] = {"accounts": plan.accounts, "account_concurrency": 1,
+                                 "usage_call_store_commands": usage_cost}
+
+        direct = chat.direct_targets(sim, tokens)
+        gw_plain = chat.gateway_target(gateway, stream=False)
+        gw_stream = chat.gateway_target(gateway, stream=True)
+        bare_target = chat.bare_target(bare)
+        client = plan.client
+
+        log("warm-up")
+        warm_c = min(16, max(plan.levels)) if "latency" in plan.sections else 1
+        await run_block("warm direct", direct, concurrency=warm_c, requests=plan.warmup, client=client)
+        await run_block("warm gateway", lambda i: gw_plain, concurrency=warm_c, requests=plan.warmup, client=client)
+        await run_block("warm gateway stream", lambda i: gw_stream, concurrency=warm_c, requests=plan.warmup,
+                        client=client)
+        await run_block("warm bare", lambda i: bare_target, concurrency=warm_c, requests=plan.warmup, client=client)
+
+        blocks: list[dict[str, Any]] = []
+        levels = plan.levels if "latency" in plan.sections else ()
+        for level in levels:
+            n = plan.n(level)
+            # A short warm-up per level opens this level's connections before the clock starts.
+            common = {"concurrency": level, "requests": n, "watch": watch, "client": client}
+            log(f"c={level}: {n} requests per path")
+            result = await run_block("direct", direct, warmup=level, mark=_ndjson, check=chat.direct_ok, **common)
+            blocks.append(result.to_dict())
+            result = await counted_block(gateway, usage_cost, "gateway", targets=lambda i: gw_plain,
+                                         warmup=level, check=chat.completion_ok, **common)
+            blocks.append(result.to_dict())
+            result = await counted_block(gateway, usage_cost, "gateway stream", targets=lambda i: gw_stream,
+                                         warmup=level, mark=_sse, check=chat.stream_ok, **common)
+            blocks.append(result.to_dict())
+            result = await run_block("bare FastAPI", lambda i: bare_target, warmup=level, check=chat.bare_ok,
+                                     **common)
+            blocks.append(result.to_dict())
+            _log_level(blocks[-4:])
+            if level == 16 and plan.paced_requests:
+                rate = plan.paced_fraction * blocks[-3]["rps"]
+                log(f"c=16 paced at {rate:.0f} req/s (open loop), {plan.paced_requests} requests per path")
+                paced = {"rate": rate, "fraction": plan.paced_fraction}
+                for name, target, mark, check in (("direct", direct, _ndjson, chat.direct_ok),
+                                                  ("gateway", lambda i: gw_plain, None, chat.completion_ok)):
+                    result = await run_paced(f"{name} paced", target, concurrency=16, rate=rate, mark=mark,
+                                             requests=plan.paced_requests, check=check, watch=watch, client=client)
+                    paced[name] = result.to_dict()
+                _log_level([paced["direct"], paced["gateway"]])
+                self.results["paced"] = paced
+        self.results["blocks"] = blocks
+        self.results["memory_after"] = {"gateway": gateway.memory(), "bare FastAPI": bare.memory()}
+
+        if stores and embedded_stale is not None:
+            log("store commands per request on each transport")
+            transports: dict[str, Any] = {}
+            transports["embedded"] = await self.transport_run("embedded", gateway, embedded_stale, tokens=None,
+                                                              usage_cost=usage_cost)
+            for kind, (hot, stale) in others.items():
+                transports[kind] = await self.transport_run(kind, hot, stale, tokens=tokens, usage_cost=None)
+            self.results["transports"] = transports
+
+        self.stop_all()
+        if "import" in plan.sections:
+            log("import time")
+            self.results["import"] = imports.measure(plan.import_runs)
+        self.results["duration_s"] = time.monotonic() - started
+        return self.results
+
+    async def transport_run(
+        self, kind: str, hot: Proc, stale: Proc, *, tokens: list[str] | None, usage_cost: int | None
+    ) -> dict[str, Any]:
+        """Store commands per chat request on one transport: hot path (stream and not), then stale quotas."""
+        plan = self.plan
+        if tokens is not None:
+            fill_pool(hot, tokens[: max(plan.transport_concurrency * 2, 8)])
+        cost = usage_call_cost(hot) if usage_cost is None else usage_cost
+        c = plan.transport_concurrency
+        n = plan.transport_requests
+        out: dict[str, Any] = {"usage_call_store_commands": cost}
+        for stream in (False, True):
+            label = f"{kind} {'stream' if stream else 'non-stream'}"
+            target = chat.gateway_target(hot, stream=stream)
+            result = await counted_block(
+                hot, cost, label, targets=lambda i, t=target: t, concurrency=c, requests=n, warmup=2 * c,
+                mark=_sse if stream else None, check=chat.stream_ok if stream else chat.completion_ok,
+                client=plan.client,
+            )
+            out["stream" if stream else "non_stream"] = result.to_dict()
+        # Stale quota: another instance on the same store that treats every quota as stale (QUOTA_STALE_AFTER
+        # =1 ms), so every lease asks for the lazy refresh (/rest/rate-limits) and settle stores the windows.
+        stale_cost = usage_call_cost(stale)
+        target = chat.gateway_target(stale, stream=False)
+        result = await counted_block(
+            stale, stale_cost, f"{kind} stale quota", targets=lambda i: target, concurrency=4,
+            requests=plan.stale_requests, warmup=8, check=chat.completion_ok, client=plan.client,
+        )
+        out["stale"] = result.to_dict()
+        log(f"{kind}: {out['non_stream']['store_commands_per_request']:.2f} commands/request (non-stream), "
+            f"{out['stream']['store_commands_per_request']:.2f} (stream), "
+            f"{out['stale']['store_commands_per_request']:.2f} (stale quota)")
+        return out
+
+
+def _ndjson(line: bytes) -> bool:
+    from bench.http import ndjson_token
+
+    return ndjson_token(line)
+
+
+def _sse(line: bytes) -> bool:
+    from bench.http import sse_content
+
+    return sse_content(line)
+
+
+def _cpu(pid: int) -> float:
+    from bench.procs import cpu_seconds
+
+    return cpu_seconds(pid)
+
+
+def _log_level(blocks: list[dict[str, Any]]) -> None:
+    for b in blocks:
+        first = b["first_ms"]
+        ttft = f" first p50 {first['p50']:.2f} p99 {first['p99']:.2f}" if first else ""
+        log(f"  {b['label']:<14} c={b['concurrency']:<3} ok={b['ok']:<5} err={b['errors']:<3} "
+            f"p50 {b['total_ms']['p50']:.2f} p99 {b['total_ms']['p99']:.2f} ms{ttft}  {b['rps']:.0f} req/s"
+            + (f"  first error: {b['first_error']}" if b["errors"] else ""))
+
+
+def machine_facts() -> dict[str, Any]:
+    loaded = {}
+    for name in ("uvloop", "httptools", "uvicorn", "fastapi", "starlette", "pydantic", "curl_cffi", "redis"):
+        try:
+            module = __import__(name)
+            loaded[name] = getattr(module, "__version__", "installed")
+        except ImportError:
+            loaded[name] = None
+    cpu_model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu_count": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_model": cpu_model,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "packages": loaded,
+        "loadavg_at_start": os.getloadavg(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def run(plan: Plan) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="g2a-bench-"))
+    bench = Bench(plan, workdir)
+    try:
+        try:
+            import uvloop
+        except ImportError:
+            return asyncio.run(bench.run())
+        return uvloop.run(bench.run())
+    finally:
+        bench.stop_all()
+        if os.environ.get("BENCH_KEEP_LOGS"):
+            log(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [nan_to_none(v) for v in value]
+    return value
