@@ -123,23 +123,31 @@ class QuotaRefresher:
                     next_cursor = cursor + len(ids) if cursor + len(ids) < len(explicit) else 0
                 else:
                     ids, next_cursor = await self.pool.stale_accounts(limit=self.batch, cursor=cursor)
-                done, errors, last_error, complete = await self._refresh(ids, deadline)
+                done, errors, last_error, complete, settled = await self._refresh(ids, deadline)
                 # An interrupted batch is resumed from its start: already-refreshed accounts are no longer
-                # stale, so a stale scan skips them (an explicit list refreshes the few again).
+                # stale, so a stale scan skips them; an explicit list drops the ones this run settled, or a
+                # batch longer than one run would start over forever.
+                remaining_ids = None
+                if explicit is not None and not complete:
+                    batch = [i for i in ids if i not in settled]
+                    explicit = explicit[:cursor] + batch + explicit[cursor + len(ids):]
+                    remaining_ids = explicit
                 cursor = next_cursor if complete else cursor
                 fields = await self._record(
-                    key, done, errors, last_error, cursor, complete and next_cursor == 0
+                    key, done, errors, last_error, cursor, complete and next_cursor == 0, remaining_ids
                 )
             return _progress(job_id, fields)
         finally:
             await self.store.call("DEL", lock)
 
-    async def _refresh(self, ids: Sequence[str], deadline: float) -> tuple[int, int, str, bool]:
+    async def _refresh(self, ids: Sequence[str], deadline: float) -> tuple[int, int, str, bool, set[str]]:
+        """Refresh ``ids`` until ``deadline``: (done, errors, last error, complete, ids settled either way)."""
         tokens = await self.pool.tokens(ids) if ids else {}
         limit = asyncio.Semaphore(self.concurrency)
         done = errors = 0
         last_error = ""
         complete = True
+        settled: set[str] = set()
 
         async def one(account_id: str, token: str) -> None:
             nonlocal done, errors, last_error, complete
@@ -157,24 +165,31 @@ class QuotaRefresher:
                         complete = False  # cut off by the budget, not upstream's fault: retry next run
                         return
                     errors, last_error = errors + 1, f"{account_id}: quota fetch timed out"
+                    settled.add(account_id)
                     return
                 except UpstreamError as exc:
                     errors, last_error = errors + 1, f"{account_id}: {exc.kind.value}: {exc.message}"
+                    settled.add(account_id)
                     await self.pool.record_failure(account_id, exc)
                     return
                 except Exception as exc:  # a bug or bad answer in fetch must not stop the job
                     errors, last_error = errors + 1, f"{account_id}: {type(exc).__name__}: {exc}"
+                    settled.add(account_id)
                     return
                 await self.pool.update_quota(account_id, windows, media)
                 done += 1
+                settled.add(account_id)
 
         await asyncio.gather(*(one(aid, tok) for aid, tok in tokens.items()))
-        return done, errors, last_error[:300], complete
+        return done, errors, last_error[:300], complete, settled
 
     async def _record(
-        self, key: str, done: int, errors: int, last_error: str, cursor: int, finished: bool
+        self, key: str, done: int, errors: int, last_error: str, cursor: int, finished: bool,
+        ids: Sequence[str] | None = None,
     ) -> dict[str, str]:
         updates = ["cursor", str(cursor), "updated_at", str(self.pool.now())]
+        if ids is not None:
+            updates += ["ids", json.dumps(list(ids))]
         if last_error:
             updates += ["last_error", last_error]
         if finished:
