@@ -7,8 +7,10 @@ polling client drives it to the end without any background task (serverless inst
 
 from __future__ import annotations
 
+import email.policy
 import json
 from dataclasses import asdict
+from email.parser import BytesParser
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -62,7 +64,10 @@ async def _import_body(request: Request) -> TokenImport:
     raw = await request.body()
     if not raw.strip():
         raise InvalidRequest("no tokens given", param="tokens")
-    if "json" not in request.headers.get("content-type", ""):
+    content_type = request.headers.get("content-type", "")
+    if content_type.lower().startswith("multipart/form-data"):
+        return _form_import(raw, content_type)
+    if "json" not in content_type:
         return TokenImport(tokens=raw.decode("utf-8", "replace"))
     try:
         data = json.loads(raw)
@@ -76,6 +81,26 @@ async def _import_body(request: Request) -> TokenImport:
         except ValueError as exc:
             raise InvalidRequest(f"invalid token import: {exc}", param="tokens") from None
     raise InvalidRequest('expected {"tokens": ...} or a JSON list of tokens', param="tokens")
+
+
+def _form_import(raw: bytes, content_type: str) -> TokenImport:
+    """A file uploaded as a form (``curl -F file=@tokens.txt``, a browser): the tokens are the text of its file
+    parts (or of a ``tokens`` field), never the envelope — boundary lines look just like tokens."""
+    form = BytesParser(policy=email.policy.default).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + raw
+    )
+    texts: list[str] = []
+    fields: dict[str, str] = {}
+    for part in form.iter_parts() if form.is_multipart() else ():
+        name = part.get_param("name", header="content-disposition")
+        text = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+        if part.get_filename() is not None or name == "tokens":
+            texts.append(text)
+        elif isinstance(name, str):
+            fields[name] = text
+    if not texts:
+        raise InvalidRequest("no file in the form: upload the tokens as a file field", param="file")
+    return TokenImport(tokens="\n".join(texts), tags=fields.get("tags", "").split(","), note=fields.get("note", ""))
 
 
 @router.post("/tokens")
