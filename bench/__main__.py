@@ -33,12 +33,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only these sections (repeatable)")
     parser.add_argument("--levels", help="concurrency levels, comma-separated (default 1,16,64)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every request count")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                        help="first wait up to this long until other processes leave the CPUs alone")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for latest.md / latest.json")
     parser.add_argument("--no-write", action="store_true", help="print only, write no files")
     args = parser.parse_args(argv)
 
     plan = QUICK if args.quick else FULL
-    changes: dict[str, object] = {"client": args.client}
+    changes: dict[str, object] = {"client": args.client, "wait_quiet": args.wait_quiet}
     if args.only:
         changes["sections"] = tuple(args.only)
     levels = tuple(int(x) for x in args.levels.split(",")) if args.levels else plan.levels

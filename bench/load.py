@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.http import CLIENTS, FirstMark, Result, Target
+from bench.procs import machine_busy_seconds
 
 Check = Callable[[Result], bool]
 
@@ -97,6 +98,7 @@ async def run_block(
         watchers = dict(watch or {})
         cpu_before = {name: read() for name, read in watchers.items()}
         cpu_before["load generator"] = time.process_time()
+        busy_before = machine_busy_seconds()
 
         async def worker(w: Any) -> None:
             nonlocal remaining, errors, first_error
@@ -122,6 +124,7 @@ async def run_block(
         wall = time.perf_counter() - started
         cpu_after = {name: read() for name, read in watchers.items()}
         cpu_after["load generator"] = time.process_time()
+        busy_after = machine_busy_seconds()
     finally:
         await asyncio.gather(*(w.close() for w in clients), return_exceptions=True)
     ok = len(totals)
@@ -132,7 +135,18 @@ async def run_block(
         label=label, concurrency=concurrency, requests=requests, ok=ok, errors=errors, wall_s=wall,
         total_ms=summary(totals), first_ms=summary(firsts) if mark is not None else None,
         cpu_ms_per_request=per_request, client=clients[0].name if clients else client, first_error=first_error,
+        extra={"background_cores": background_cores(busy_before, busy_after, cpu_before, cpu_after, wall)},
     )
+
+
+def background_cores(
+    busy_before: float, busy_after: float, cpu_before: dict[str, float], cpu_after: dict[str, float], wall: float
+) -> float:
+    """Cores kept busy, on average, by processes *outside* the benchmark during a block (other users of the
+    machine; kernel work no watched process is charged for). Only meaningful when every benchmark process is
+    watched."""
+    ours = sum(d for n in cpu_before if not math.isnan(d := cpu_after[n] - cpu_before[n]))
+    return max(0.0, (busy_after - busy_before - ours) / wall) if wall > 0 else math.nan
 
 
 async def run_paced(
@@ -162,6 +176,7 @@ async def run_paced(
     watchers = dict(watch or {})
     cpu_before = {name: read() for name, read in watchers.items()}
     cpu_before["load generator"] = time.process_time()
+    busy_before = machine_busy_seconds()
     start = time.perf_counter() + 0.01
 
     async def worker(w: Any) -> None:
@@ -193,10 +208,13 @@ async def run_paced(
         await asyncio.gather(*(w.close() for w in clients), return_exceptions=True)
     cpu_after = {name: read() for name, read in watchers.items()}
     cpu_after["load generator"] = time.process_time()
+    busy_after = machine_busy_seconds()
     ok = len(latencies)
     return BlockResult(
         label=label, concurrency=concurrency, requests=requests, ok=ok, errors=errors, wall_s=wall,
         total_ms=summary(latencies), first_ms=None,
         cpu_ms_per_request={n: (cpu_after[n] - cpu_before[n]) * 1000 / max(ok, 1) for n in cpu_before},
-        client=clients[0].name if clients else client, first_error=first_error, extra={"rate": rate},
+        client=clients[0].name if clients else client, first_error=first_error,
+        extra={"rate": rate,
+               "background_cores": background_cores(busy_before, busy_after, cpu_before, cpu_after, wall)},
     )

@@ -37,6 +37,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all cores, every process), from ``/proc/stat``."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return float("nan")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def loaded_extensions(pid: int, names: tuple[str, ...] = ("uvloop", "httptools", "curl_cffi")) -> dict[str, bool]:
+    """Which of these C extensions the process has mapped (proof it uses them, not just that they exist)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return {}
+    return {name: f"/{name}/" in maps for name in names}
+
+
+def wait_quiet(max_wait: float, threshold: float = 0.3, sample: float = 1.0) -> float:
+    """Wait (up to ``max_wait`` s) until the machine is busier than ``threshold`` cores for less than one sample;
+    return the busy cores last seen."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        before = machine_busy_seconds()
+        time.sleep(sample)
+        busy = (machine_busy_seconds() - before) / sample
+        if busy < threshold or time.monotonic() >= deadline:
+            return busy
+
+
 def memory_kb(pid: int) -> dict[str, int]:
     """VmRSS (now) and VmHWM (peak RSS) in KiB, from ``/proc/<pid>/status``."""
     out: dict[str, int] = {}

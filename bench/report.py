@@ -79,7 +79,8 @@ def render(results: dict[str, Any], command: str) -> str:
         f"**Machine:** {m.get('cpu_count')} CPUs ({m.get('cpu_model', '')}), {m.get('implementation', '')} "
         f"{m.get('python', '')}, {m.get('platform', '')}. uvicorn {pk.get('uvicorn')} with uvloop "
         f"{pk.get('uvloop')} and httptools {pk.get('httptools')}, FastAPI {pk.get('fastapi')}, curl_cffi "
-        f"{pk.get('curl_cffi')}.",
+        f"{pk.get('curl_cffi')}. Extensions mapped in the running gateway process: "
+        f"{_extensions(results)}.",
         "",
         f"**Shared cores:** the simulator, the gateway, its redis-server and the load generator all run on these "
         f"{m.get('cpu_count')} cores, each in its own process, unpinned. Every path is measured with the same "
@@ -87,6 +88,7 @@ def render(results: dict[str, Any], command: str) -> str:
         "processes wanting CPU, which is part of what it costs. The CPU-per-request table shows each process's "
         "share, independent of contention.",
         "",
+        *_background_warning(results),
         f"**Setup:** simulator with zero artificial delay (`python -m simulator --fast`), REST NDJSON transport, "
         f"model `grok-4.5-fast`, a plain ~15-token answer. Gateway = `python -m adapters.cli serve` (one uvicorn "
         f"process), embedded store unless stated. Pool: {setup.get('accounts')} heavy-tier accounts with "
@@ -168,10 +170,12 @@ def render(results: dict[str, Any], command: str) -> str:
     out += ["", "## CPU per request (ms of utime+stime, from /proc)", "",
             "What each process spent per completed request during the block (10 ms tick resolution, so small "
             "blocks are coarse).", "",
-            "| block | c | " + " | ".join(names) + " |", "| --- | ---: |" + " ---: |" * len(names)]
+            "| block | c | " + " | ".join(names) + " | other processes (cores busy) |",
+            "| --- | ---: |" + " ---: |" * (len(names) + 1)]
     for b in results.get("blocks", []):
         cpu = b["cpu_ms_per_request"]
-        out.append(f"| {b['label']} | {b['concurrency']} | " + " | ".join(_f(cpu.get(n), 3) for n in names) + " |")
+        out.append(f"| {b['label']} | {b['concurrency']} | " + " | ".join(_f(cpu.get(n), 3) for n in names)
+                   + f" | {_f(b.get('background_cores'))} |")
 
     transports = results.get("transports", {})
     if transports:
@@ -194,6 +198,18 @@ def render(results: dict[str, Any], command: str) -> str:
         out.append("The Upstash row goes through `tests/support/upstash_server.py` (a Python REST server in front of "
                    "redis-server on the same cores): its latency says nothing about real Upstash, only the command "
                    "count carries over.")
+
+    sizes = results.get("pool_sizes")
+    if sizes:
+        out += ["", "## Lease cost vs pool size (redis transport, c=16, non-stream)", "",
+                "The lease script reads every account's hash to pick one (O(pool size) inside Redis, which runs "
+                "scripts one at a time for every gateway instance).", "",
+                "| accounts | redis-server CPU ms/request | gateway CPU ms/request | p50 | p99 | req/s |",
+                "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for row in sizes:
+            cpu = row["cpu_ms_per_request"]
+            out.append(f"| {row['accounts']} | {_f(cpu.get('redis-server'), 3)} | {_f(cpu.get('gateway'), 3)} | "
+                       f"{_f(row['total_ms']['p50'])} | {_f(row['total_ms']['p99'])} | {_f(row['rps'], 0)} |")
 
     before, after = results.get("memory_before", {}), results.get("memory_after", {})
     if after:
@@ -226,6 +242,25 @@ def render(results: dict[str, Any], command: str) -> str:
     if notes:
         out += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(out) + "\n"
+
+
+def _background_warning(results: dict[str, Any]) -> list[str]:
+    loads = [b.get("background_cores") for b in results.get("blocks", [])]
+    loads = [x for x in loads if isinstance(x, float)]
+    if not loads:
+        return []
+    worst, mean = max(loads), sum(loads) / len(loads)
+    line = (f"**Other processes on the machine** during the latency blocks: {mean:.2f} cores busy on average, "
+            f"{worst:.2f} at worst (from /proc/stat minus the benchmark's own processes).")
+    if worst > 0.25:
+        line += (" **The machine was not quiet: latency and throughput numbers are pessimistic; CPU per request "
+                 "is still valid.**")
+    return [line, ""]
+
+
+def _extensions(results: dict[str, Any]) -> str:
+    ext = results.get("gateway_extensions") or {}
+    return ", ".join(f"{name} {'yes' if used else 'NO'}" for name, used in ext.items()) or "unknown"
 
 
 def _client(results: dict[str, Any]) -> str:

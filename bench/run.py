@@ -24,6 +24,7 @@ from bench.procs import (
     admin,
     gateway_env,
     http_json,
+    loaded_extensions,
     start_bare,
     start_gateway,
     start_simulator,
@@ -31,6 +32,7 @@ from bench.procs import (
     store_commands,
     wait_http,
     wait_port,
+    wait_quiet,
 )
 from core.store.embedded import EmbeddedRedis
 from tests.support.redis_server import RedisServer, redis_server_binary, start_redis_server
@@ -49,11 +51,15 @@ class Plan:
     transport_concurrency: int = 16
     stale_requests: int = 100
     import_runs: int = 11
+    cold_import_repeat: int = 9  # bench/cold_import.py, when present (0 = skip)
     client: str = "raw"
     transports: tuple[str, ...] = ("embedded", "redis", "upstash")
+    pool_sizes: tuple[int, ...] = (32, 128, 512)  # lease cost vs pool size (redis transport)
+    pool_size_requests: int = 600
     paced_fraction: float = 0.5  # of the gateway's closed-loop c=16 throughput
     paced_requests: int = 1500
     sections: tuple[str, ...] = ("latency", "stores", "import")
+    wait_quiet: float = 0.0  # seconds to wait for other processes to calm down before starting
 
     def n(self, level: int) -> int:
         return (self.requests or {}).get(level, 500)
@@ -61,7 +67,7 @@ class Plan:
 
 FULL = Plan(requests={1: 1000, 16: 2000, 64: 3000})
 QUICK = Plan(requests={1: 40, 16: 160, 64: 192}, warmup=64, accounts=72, transport_requests=48,
-             stale_requests=16, import_runs=5, paced_requests=150)
+             stale_requests=16, import_runs=5, cold_import_repeat=0, paced_requests=150, pool_sizes=(32, 128), pool_size_requests=96)
 
 
 def log(message: str) -> None:
@@ -147,6 +153,9 @@ class Bench:
 
     async def run(self) -> dict[str, Any]:
         plan = self.plan
+        if plan.wait_quiet:
+            log(f"waiting up to {plan.wait_quiet:g}s for the machine to be quiet")
+            self.results["busy_cores_before_start"] = wait_quiet(plan.wait_quiet)
         started = time.monotonic()
         self.results["machine"] = machine_facts()
         log("starting simulator, bare FastAPI app and gateway processes")
@@ -201,6 +210,7 @@ class Bench:
         if store_pid:
             watch["redis-server (embedded)"] = lambda: _cpu(store_pid)
         self.results["memory_before"] = {"gateway": gateway.memory(), "bare FastAPI": bare.memory()}
+        self.results["gateway_extensions"] = loaded_extensions(gateway.pid)
         self.results["setup"] = {"accounts": plan.accounts, "account_concurrency": 1,
                                  "usage_call_store_commands": usage_cost}
 
@@ -259,13 +269,43 @@ class Bench:
             for kind, (hot, stale) in others.items():
                 transports[kind] = await self.transport_run(kind, hot, stale, tokens=tokens, usage_cost=None)
             self.results["transports"] = transports
+            if "redis" in others and self.redis is not None and plan.pool_sizes:
+                self.results["pool_sizes"] = await self.pool_size_run(sim, others["redis"][0], tokens)
 
         self.stop_all()
         if "import" in plan.sections:
             log("import time")
             self.results["import"] = imports.measure(plan.import_runs)
+            if plan.cold_import_repeat:
+                log(f"bench/cold_import.py --repeat {plan.cold_import_repeat}")
+                self.results["import"]["cold_import_script"] = imports.cold_import_script(plan.cold_import_repeat)
         self.results["duration_s"] = time.monotonic() - started
         return self.results
+
+    async def pool_size_run(self, sim: Proc, gateway: Proc, tokens: list[str]) -> list[dict[str, Any]]:
+        """The lease script looks at every account: its cost in redis-server CPU as the pool grows."""
+        assert self.redis is not None
+        redis_pid = self.redis.process.pid
+        watch = {"gateway": gateway.cpu, "simulator": sim.cpu, "redis-server": lambda: _cpu(redis_pid)}
+        have = len(admin(gateway, "GET", "/admin/tokens")["data"])
+        extra = make_sim_accounts(sim, max(0, max(self.plan.pool_sizes) - len(tokens)))
+        everything = tokens + extra
+        target = chat.gateway_target(gateway, stream=False)
+        rows = []
+        for size in self.plan.pool_sizes:
+            if size > have:
+                fill_pool(gateway, everything[have:size])
+                have = size
+            result = await run_block(f"pool {size}", lambda i: target, concurrency=16,
+                                     requests=self.plan.pool_size_requests, warmup=32, check=chat.completion_ok,
+                                     watch=watch, client=self.plan.client)
+            row = {"accounts": size, **result.to_dict()}
+            rows.append(row)
+            cpu = result.cpu_ms_per_request
+            log(f"pool of {size}: redis-server {cpu['redis-server']:.3f} ms CPU/request, gateway "
+                f"{cpu['gateway']:.3f}, p50 {result.total_ms['p50']:.1f} p99 {result.total_ms['p99']:.1f} ms, "
+                f"{result.rps:.0f} req/s")
+        return rows
 
     async def transport_run(
         self, kind: str, hot: Proc, stale: Proc, *, tokens: list[str] | None, usage_cost: int | None
