@@ -116,6 +116,7 @@ class QuotaRefresher:
             if not fields:
                 raise LookupError(f"no refresh job {job_id!r}")
             explicit = json.loads(fields["ids"]) if fields.get("ids") else None
+            failed = set(json.loads(fields.get("failed") or "[]"))
             cursor = int(fields.get("cursor") or 0)
             while fields.get("status") != "done" and self._clock() < deadline:
                 if explicit is not None:
@@ -123,31 +124,37 @@ class QuotaRefresher:
                     next_cursor = cursor + len(ids) if cursor + len(ids) < len(explicit) else 0
                 else:
                     ids, next_cursor = await self.pool.stale_accounts(limit=self.batch, cursor=cursor)
+                    ids = [i for i in ids if i not in failed]  # still stale, but this job already tried them
                 done, errors, last_error, complete, settled = await self._refresh(ids, deadline)
-                # An interrupted batch is resumed from its start: already-refreshed accounts are no longer
-                # stale, so a stale scan skips them; an explicit list drops the ones this run settled, or a
-                # batch longer than one run would start over forever.
-                remaining_ids = None
-                if explicit is not None and not complete:
-                    batch = [i for i in ids if i not in settled]
-                    explicit = explicit[:cursor] + batch + explicit[cursor + len(ids):]
-                    remaining_ids = explicit
+                # An interrupted batch is resumed from its start, minus what this run settled (each account is
+                # fetched and counted once per job): refreshed accounts are no longer stale, so a stale scan
+                # skips them by itself, failed ones are remembered; an explicit list drops both.
+                resume: dict[str, list[str]] = {}
+                if not complete and explicit is not None:
+                    left = [i for i in ids if i not in settled]
+                    explicit = explicit[:cursor] + left + explicit[cursor + len(ids) :]
+                    resume["ids"] = explicit
+                elif not complete and not all(settled.values()):
+                    failed |= {i for i, ok in settled.items() if not ok}
+                    resume["failed"] = sorted(failed)
                 cursor = next_cursor if complete else cursor
                 fields = await self._record(
-                    key, done, errors, last_error, cursor, complete and next_cursor == 0, remaining_ids
+                    key, done, errors, last_error, cursor, complete and next_cursor == 0, resume
                 )
             return _progress(job_id, fields)
         finally:
             await self.store.call("DEL", lock)
 
-    async def _refresh(self, ids: Sequence[str], deadline: float) -> tuple[int, int, str, bool, set[str]]:
-        """Refresh ``ids`` until ``deadline``: (done, errors, last error, complete, ids settled either way)."""
+    async def _refresh(
+        self, ids: Sequence[str], deadline: float
+    ) -> tuple[int, int, str, bool, dict[str, bool]]:
+        """Refresh ``ids`` until ``deadline``: (done, errors, last error, complete, {settled id: refreshed})."""
         tokens = await self.pool.tokens(ids) if ids else {}
         limit = asyncio.Semaphore(self.concurrency)
         done = errors = 0
         last_error = ""
         complete = True
-        settled: set[str] = set()
+        settled: dict[str, bool] = {}
 
         async def one(account_id: str, token: str) -> None:
             nonlocal done, errors, last_error, complete
@@ -165,31 +172,31 @@ class QuotaRefresher:
                         complete = False  # cut off by the budget, not upstream's fault: retry next run
                         return
                     errors, last_error = errors + 1, f"{account_id}: quota fetch timed out"
-                    settled.add(account_id)
+                    settled[account_id] = False
                     return
                 except UpstreamError as exc:
                     errors, last_error = errors + 1, f"{account_id}: {exc.kind.value}: {exc.message}"
-                    settled.add(account_id)
+                    settled[account_id] = False
                     await self.pool.record_failure(account_id, exc)
                     return
                 except Exception as exc:  # a bug or bad answer in fetch must not stop the job
                     errors, last_error = errors + 1, f"{account_id}: {type(exc).__name__}: {exc}"
-                    settled.add(account_id)
+                    settled[account_id] = False
                     return
                 await self.pool.update_quota(account_id, windows, media)
                 done += 1
-                settled.add(account_id)
+                settled[account_id] = True
 
         await asyncio.gather(*(one(aid, tok) for aid, tok in tokens.items()))
         return done, errors, last_error[:300], complete, settled
 
     async def _record(
         self, key: str, done: int, errors: int, last_error: str, cursor: int, finished: bool,
-        ids: Sequence[str] | None = None,
+        resume: Mapping[str, Sequence[str]] | None = None,
     ) -> dict[str, str]:
         updates = ["cursor", str(cursor), "updated_at", str(self.pool.now())]
-        if ids is not None:
-            updates += ["ids", json.dumps(list(ids))]
+        for name, ids in (resume or {}).items():  # "ids" left to do, or "failed" ids not to retry
+            updates += [name, json.dumps(list(ids))]
         if last_error:
             updates += ["last_error", last_error]
         if finished:
