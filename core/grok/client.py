@@ -293,14 +293,14 @@ class GrokClient:
             path, referer = "/rest/app-chat/conversations/new", "/"
         settings = self.settings
         try:
-            response = await asyncio.wait_for(
-                self.session.request(
+            # asyncio.timeout rather than wait_for (here and per chunk below): the same deadline and TimeoutError,
+            # without wait_for's extra task and event-loop round per call.
+            async with asyncio.timeout(settings.first_byte_timeout):
+                response = await self.session.request(
                     "POST", self.url(path), headers=self.headers(creds, referer=referer),
                     json=self.rest_payload(call), stream=True,
                     timeout=(settings.connect_timeout, settings.stream_idle_timeout),
-                ),
-                settings.first_byte_timeout,
-            )
+                )
         except TimeoutError:
             raise UpstreamError(
                 FailureKind.TIMEOUT, f"grok.com sent no response headers within {settings.first_byte_timeout:g}s"
@@ -404,7 +404,8 @@ class GrokClient:
                 if remaining <= 0:
                     raise UpstreamError(FailureKind.TIMEOUT, "grok.com stream exceeded the request time limit")
                 try:
-                    raw, flags = await asyncio.wait_for(ws.recv(), remaining)
+                    async with asyncio.timeout(remaining):
+                        raw, flags = await ws.recv()
                 except TimeoutError:
                     raise UpstreamError(
                         FailureKind.TIMEOUT, f"grok.com stream stalled for {settings.stream_idle_timeout:g}s"
@@ -466,7 +467,8 @@ async def _next_chunk(chunks: AsyncIterator[bytes], idle: float, deadline: float
     if remaining <= 0:
         raise UpstreamError(FailureKind.TIMEOUT, "grok.com stream exceeded the request time limit")
     try:
-        return await asyncio.wait_for(anext(chunks), remaining)
+        async with asyncio.timeout(remaining):
+            return await anext(chunks)
     except TimeoutError:
         raise UpstreamError(FailureKind.TIMEOUT, f"grok.com stream stalled for {idle:g}s") from None
     except CurlError as exc:
