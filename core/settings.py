@@ -189,26 +189,32 @@ class Settings(BaseModel):
                     values[field] = env[name]
                     break
         values.update(overrides)
+        problems = _cross_field_problems(values)
         try:
             settings = cls(**values)
         except ValidationError as exc:
-            raise SettingsError.from_validation(exc) from None
+            raise SettingsError(SettingsError.from_validation(exc).problems + problems) from None
         except json.JSONDecodeError as exc:  # MODEL_ALIASES given as broken JSON
-            raise SettingsError([f"MODEL_ALIASES: not valid JSON ({exc.msg})"]) from None
-        settings.check()
-        return settings
-
-    def check(self) -> None:
-        """Cross-field rules that pydantic cannot express per field."""
-        problems = []
-        if self.is_production and not self.admin_password:
-            problems.append("ADMIN_PASSWORD: required when APP_ENV=production (there is no default).")
-        if self.is_production and not self.api_keys:
-            problems.append("API_KEYS: required when APP_ENV=production.")
-        if bool(self.upstash_url) != bool(self.upstash_token):
-            problems.append("UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together.")
+            raise SettingsError([f"MODEL_ALIASES: not valid JSON ({exc.msg})", *problems]) from None
         if problems:
             raise SettingsError(problems)
+        return settings
+
+
+def _cross_field_problems(values: Mapping[str, object]) -> list[str]:
+    """Rules that span variables, checked on the raw values so they are reported even when another variable
+    is malformed."""
+    problems = []
+    production = str(values.get("app_env", "")).strip() == "production"
+    keys = values.get("api_keys")
+    has_keys = bool(keys.strip(", ")) if isinstance(keys, str) else bool(keys)
+    if production and not values.get("admin_password"):
+        problems.append("ADMIN_PASSWORD: required when APP_ENV=production (there is no default).")
+    if production and not has_keys:
+        problems.append("API_KEYS: required when APP_ENV=production.")
+    if bool(values.get("upstash_url")) != bool(values.get("upstash_token")):
+        problems.append("UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together.")
+    return problems
 
 
 class SettingsError(ValueError):

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from core.chat import stream_error
 from core.errors import FailureKind, UpstreamError
 from core.grok.client import ChatCall, Credentials, GrokClient
-from core.chat import stream_error
 from core.grok.events import AnswerText, ConversationStarted, FinalMessage, StreamError
 from core.settings import Settings
 from simulator.runner import SimulatorServer

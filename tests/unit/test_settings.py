@@ -49,3 +49,12 @@ def test_bad_alias_json_is_a_clear_error() -> None:
 def test_readme_configuration_table_is_current() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text("utf-8")
     assert reference_table() in readme, "README's configuration table is stale: paste core.settings.reference_table()"
+
+
+def test_cross_variable_rules_reported_alongside_malformed_values() -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"APP_ENV": "production", "STORE_TIMEOUT": "soon"})
+    problems = info.value.problems
+    assert any(p.startswith("STORE_TIMEOUT:") for p in problems)
+    assert any(p.startswith("ADMIN_PASSWORD:") for p in problems)
+    assert any(p.startswith("API_KEYS:") for p in problems)
