@@ -29,6 +29,8 @@ log = logging.getLogger("grok2api")
 router = APIRouter(prefix="/v1", dependencies=[Depends(client_auth)])
 
 INCOMPLETE = "grok.com closed the stream before the answer was complete"
+# json.dumps(x, ensure_ascii=False) builds a new JSONEncoder on every call; one shared encoder gives the same text.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def model_card(model_id: str, spec: ModelSpec) -> dict[str, Any]:
@@ -95,6 +97,7 @@ class Completion:
             stream=body.stream,
             sources_footer=settings.sources_footer,
         )
+        self._envelope: tuple[str | None, str] | None = None  # (model hash, encoded chunk head) for chunk()
 
     # -- shared -----------------------------------------------------------------------------------------------
 
@@ -161,15 +164,24 @@ class Completion:
     # -- stream -----------------------------------------------------------------------------------------------
 
     def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        payload = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.body.model,
-            "system_fingerprint": self.builder.answer.model_hash,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
-        }
-        return data(json.dumps(payload, ensure_ascii=False).encode())
+        """``data: {"id": ..., "choices": [{"index": 0, "delta": ..., ...}]}``: the bytes ``json.dumps`` of the
+        whole chunk gives, but the envelope (the same for every chunk once the model hash is known) is encoded
+        once per completion and only the delta per chunk."""
+        fingerprint = self.builder.answer.model_hash
+        if self._envelope is None or self._envelope[0] != fingerprint:
+            head = _encode({
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.body.model,
+                "system_fingerprint": fingerprint,
+            })
+            self._envelope = (fingerprint, head[:-1] + ', "choices": [{"index": 0, "delta": ')
+        text = (
+            self._envelope[1] + _encode(delta) + ', "logprobs": null, "finish_reason": '
+            + ("null" if finish_reason is None else _encode(finish_reason)) + "}]}"
+        )
+        return data(text.encode())
 
     def delta_chunks(self, deltas: list[ContentDelta | ReasoningDelta]) -> list[bytes]:
         out = []

@@ -21,8 +21,7 @@ async def with_heartbeats(source: AsyncIterator[T], interval: float) -> AsyncIte
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(anext(iterator))
-            done, _ = await asyncio.wait({pending}, timeout=interval)
-            if not done:
+            if not await _done_within(pending, interval):
                 yield None
                 continue
             task, pending = pending, None
@@ -37,6 +36,28 @@ async def with_heartbeats(source: AsyncIterator[T], interval: float) -> AsyncIte
                 await pending
             except (asyncio.CancelledError, StopAsyncIteration, Exception):
                 pass
+
+
+async def _done_within(task: asyncio.Future[T], timeout: float) -> bool:
+    """``asyncio.wait({task}, timeout=timeout)`` for one task, minus its set bookkeeping (runs once per SSE event):
+    True once ``task`` is done, False after ``timeout`` seconds; the task itself is never cancelled."""
+    if task.done():
+        return True
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    timer = loop.call_later(timeout, wake)
+    task.add_done_callback(wake)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        task.remove_done_callback(wake)
+    return task.done()
 
 
 def data(payload: bytes) -> bytes:
