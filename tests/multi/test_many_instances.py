@@ -11,6 +11,8 @@ import asyncio
 import time
 import uuid
 
+import pytest
+
 from tests.multi.conftest import API_KEY, Cluster
 from tests.multi.load import Result, fire, tally
 
@@ -21,12 +23,24 @@ REQUESTS = 600  # six times the 100 units the whole pool has
 CONCURRENCY = 48
 
 
-def test_instances_share_quota_exactly(cluster) -> None:
+CONCURRENT_REFRESH_RACE = (
+    "known race, reported: with ACCOUNT_CONCURRENCY > 1, two requests may lease an account whose quota is unknown "
+    "(or stale) at once; both read the same number N from /rest/rate-limits and each settle stores N - 1 while "
+    "grok.com is at N - 2, so the pool later sends one request per account over quota"
+)
+
+
+@pytest.mark.parametrize(
+    "streams", [1, pytest.param(2, marks=pytest.mark.xfail(reason=CONCURRENT_REFRESH_RACE, strict=False))],
+    ids=["one-stream-per-account", "two-streams-per-account"],
+)
+def test_instances_share_quota_exactly(cluster, streams: int) -> None:
+    """``streams``: in-flight requests per account, the same in the pool (ACCOUNT_CONCURRENCY) and in grok.com."""
     started = time.monotonic()
-    c: Cluster = cluster(INSTANCES)
+    c: Cluster = cluster(INSTANCES, ACCOUNT_CONCURRENCY=str(streams))
     tokens = [f"multi-{uuid.uuid4().hex}" for _ in range(ACCOUNTS)]
     for token in tokens:
-        c.sim.add_account(token, tier="super", quotas={"fast": QUOTA}, concurrency_limit=1)
+        c.sim.add_account(token, tier="super", quotas={"fast": QUOTA}, concurrency_limit=streams)
     ids = c.import_tokens(tokens, via=1)  # imported once, through one instance; the others only share the store
     urls = [g.url for g in c.gateways]
 
@@ -48,15 +62,17 @@ def test_instances_share_quota_exactly(cluster) -> None:
     # Every client got a clean completion or a clean OpenAI error: no connection errors, 5xx or broken streams.
     problems = [r for r in results if r.problem]
     assert not problems, "\n".join(f"#{r.index} via {r.instance}: {r.problem}" for r in problems[:20])
-    assert set(counts) == {"answer", "429 no_account_available"}, counts
-    assert all(_out_of_quota(r) for r in last_round), [r.message for r in last_round]
-    assert {r.instance for r in results if r.answered} == set(range(INSTANCES))
-    assert any(r.stream for r in results if r.answered) and any(not r.stream for r in results if r.answered)
 
     # The referee: nothing was ever sent over quota or over an account's concurrency cap.
     ledger = c.sim.ledger()
     assert ledger["violation_count"] == 0, ledger["violations"][:10]
     assert ledger["in_flight_total"] == 0
+
+    # So grok.com never refused anything: the only errors are the pool's own "nothing free" 429s.
+    assert set(counts) == {"answer", "429 no_account_available"}, counts
+    assert all(_out_of_quota(r) for r in last_round), [r.message for r in last_round]
+    assert {r.instance for r in results if r.answered} == set(range(INSTANCES))
+    assert any(r.stream for r in results if r.answered) and any(not r.stream for r in results if r.answered)
 
     # The simulator and the store agree exactly, account by account, read through any instance.
     accounts = c.accounts(via=3)
@@ -67,7 +83,7 @@ def test_instances_share_quota_exactly(cluster) -> None:
         charged = spent["charged"].get("fast", 0)
         stored = accounts[aid]
         assert charged == QUOTA, (aid, charged)  # every account was used to its last unit, none beyond
-        assert spent["max_in_flight"] == 1
+        assert spent["max_in_flight"] <= streams
         assert stored["failures"] == 0, stored["last_error"]
         assert stored["requests"] == charged
         assert usage[aid]["ok"] == usage[aid]["req"] == charged
