@@ -65,6 +65,8 @@ def make(sim: SimulatorServer, embedded_redis) -> Iterator[Callable[..., Deploym
 
     yield build
     for server in servers:
+        server.server.should_exit = True  # all at once, then wait: teardown stays quick
+    for server in servers:
         server.stop()
 
 
