@@ -8,6 +8,7 @@ needs; ``Proc.tail()`` gives the last lines of its log for assertion messages.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -97,7 +98,7 @@ class Processes:
                 process = subprocess.Popen(
                     [sys.executable, *(a.replace("{port}", str(port)) for a in args)],
                     cwd=ROOT, env=child_env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                    start_new_session=True,
+                    start_new_session=True, preexec_fn=_die_with_parent,
                 )
             proc = Proc(name, port, log, process)
             self.started.append(proc)
@@ -117,6 +118,13 @@ class Processes:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL the child if the test process dies without cleaning up (e.g. killed itself)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _wait_ready(proc: Proc, ready: str | None, timeout: float) -> bool:
