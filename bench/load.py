@@ -52,6 +52,7 @@ class BlockResult:
     client: str
     first_error: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    samples: tuple[list[float], list[float]] = field(default=([], []), repr=False)  # raw totals, firsts (s)
 
     @property
     def rps(self) -> float:
@@ -64,6 +65,35 @@ class BlockResult:
             "first_ms": self.first_ms, "cpu_ms_per_request": self.cpu_ms_per_request, "client": self.client,
             "first_error": self.first_error, **self.extra,
         }
+
+
+def merge(parts: list[BlockResult]) -> BlockResult:
+    """One result from several rounds of the same block: samples pooled, time and CPU added up."""
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    totals = [v for p in parts for v in p.samples[0]]
+    firsts = [v for p in parts for v in p.samples[1]]
+    ok = sum(p.ok for p in parts)
+    wall = sum(p.wall_s for p in parts)
+    names = {n for p in parts for n in p.cpu_ms_per_request}
+    cpu = {n: sum(p.cpu_ms_per_request.get(n, 0.0) * max(p.ok, 1) for p in parts) / max(ok, 1) for n in names}
+    extra: dict[str, Any] = {"rounds": len(parts)}
+    loads = [(p.extra.get("background_cores"), p.wall_s) for p in parts]
+    if all(isinstance(b, float) for b, _ in loads) and wall > 0:
+        extra["background_cores"] = sum(b * w for b, w in loads) / wall
+    if all("store_commands" in p.extra for p in parts):
+        commands = sum(p.extra["store_commands"] for p in parts)
+        sent = sum(p.ok + p.errors for p in parts)
+        extra["store_commands"] = commands
+        extra["store_commands_per_request"] = commands / max(sent, 1)
+    return BlockResult(
+        label=first.label, concurrency=first.concurrency, requests=sum(p.requests for p in parts), ok=ok,
+        errors=sum(p.errors for p in parts), wall_s=wall, total_ms=summary(totals),
+        first_ms=summary(firsts) if first.first_ms is not None else None, cpu_ms_per_request=cpu,
+        client=first.client, first_error=next((p.first_error for p in parts if p.first_error), ""), extra=extra,
+        samples=(totals, firsts),
+    )
 
 
 async def run_block(
@@ -136,6 +166,7 @@ async def run_block(
         total_ms=summary(totals), first_ms=summary(firsts) if mark is not None else None,
         cpu_ms_per_request=per_request, client=clients[0].name if clients else client, first_error=first_error,
         extra={"background_cores": background_cores(busy_before, busy_after, cpu_before, cpu_after, wall)},
+        samples=(totals, firsts),
     )
 
 

@@ -49,7 +49,7 @@ AREAS = [
     ("core/grok (client, parser, markup)", ("core/grok/",)),
     ("core/pool + core/store", ("core/pool/", "core/store/")),
     ("core/ (other: chat, answer, ...)", ("core/",)),
-    ("idle worker threads", ("threading.py", "concurrent/")),
+    ("idle worker thread (blocked in queue.get; py-spy counts it)", ("threading.py", "concurrent/")),
 ]
 
 # Inclusive: share of samples with any frame matching (function name or its last dotted part, file prefix).

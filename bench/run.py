@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import chat, imports
-from bench.load import BlockResult, run_block, run_paced
+from bench.load import BlockResult, merge, run_block, run_paced
 from bench.procs import (
     UPSTASH_TOKEN,
     Proc,
@@ -56,9 +56,11 @@ class Plan:
     transports: tuple[str, ...] = ("embedded", "redis", "upstash")
     pool_sizes: tuple[int, ...] = (32, 128, 512)  # lease cost vs pool size (redis transport)
     pool_size_requests: int = 600
+    rounds: int = 4  # each level's blocks are split into interleaved rounds
     paced_fraction: float = 0.5  # of the gateway's closed-loop c=16 throughput
     paced_requests: int = 1500
     sections: tuple[str, ...] = ("latency", "stores", "import")
+    quick: bool = False
     wait_quiet: float = 0.0  # seconds to wait for other processes to calm down before starting
 
     def n(self, level: int) -> int:
@@ -66,8 +68,8 @@ class Plan:
 
 
 FULL = Plan(requests={1: 1000, 16: 2000, 64: 3000})
-QUICK = Plan(requests={1: 40, 16: 160, 64: 192}, warmup=64, accounts=72, transport_requests=48,
-             stale_requests=16, import_runs=5, cold_import_repeat=0, paced_requests=150, pool_sizes=(32, 128), pool_size_requests=96)
+QUICK = Plan(quick=True, requests={1: 40, 16: 160, 64: 192}, warmup=64, accounts=72, transport_requests=48,
+             stale_requests=16, import_runs=5, cold_import_repeat=0, paced_requests=150, rounds=2, pool_sizes=(32, 128), pool_size_requests=96)
 
 
 def log(message: str) -> None:
@@ -232,20 +234,32 @@ class Bench:
         levels = plan.levels if "latency" in plan.sections else ()
         for level in levels:
             n = plan.n(level)
-            # A short warm-up per level opens this level's connections before the clock starts.
-            common = {"concurrency": level, "requests": n, "watch": watch, "client": client}
-            log(f"c={level}: {n} requests per path")
-            result = await run_block("direct", direct, warmup=level, mark=_ndjson, check=chat.direct_ok, **common)
-            blocks.append(result.to_dict())
-            result = await counted_block(gateway, usage_cost, "gateway", targets=lambda i: gw_plain,
-                                         warmup=level, check=chat.completion_ok, **common)
-            blocks.append(result.to_dict())
-            result = await counted_block(gateway, usage_cost, "gateway stream", targets=lambda i: gw_stream,
-                                         warmup=level, mark=_sse, check=chat.stream_ok, **common)
-            blocks.append(result.to_dict())
-            result = await run_block("bare FastAPI", lambda i: bare_target, warmup=level, check=chat.bare_ok,
-                                     **common)
-            blocks.append(result.to_dict())
+            rounds = max(1, min(plan.rounds, n // max(level, 1)))
+            per_round = math.ceil(n / rounds)
+            log(f"c={level}: {per_round * rounds} requests per path in {rounds} interleaved rounds")
+
+            def common(requests: int, level: int = level) -> dict[str, Any]:
+                return {"concurrency": level, "requests": requests, "watch": watch, "client": client}
+
+            paths: list[tuple[str, Any]] = [
+                ("direct", lambda r, w: run_block("direct", direct, warmup=w, mark=_ndjson, check=chat.direct_ok,
+                                                  **common(r))),
+                ("gateway", lambda r, w: counted_block(gateway, usage_cost, "gateway", targets=lambda i: gw_plain,
+                                                       warmup=w, check=chat.completion_ok, **common(r))),
+                ("gateway stream", lambda r, w: counted_block(
+                    gateway, usage_cost, "gateway stream", targets=lambda i: gw_stream, warmup=w, mark=_sse,
+                    check=chat.stream_ok, **common(r))),
+                ("bare FastAPI", lambda r, w: run_block("bare FastAPI", lambda i: bare_target, warmup=w,
+                                                        check=chat.bare_ok, **common(r))),
+            ]
+
+            parts: dict[str, list[BlockResult]] = {name: [] for name, _ in paths}
+            for r in range(rounds):
+                # Alternate the order so drift and other processes' bursts hit every path alike; each path's
+                # first round opens its connections with a short warm-up.
+                for name, block in paths if r % 2 == 0 else paths[::-1]:
+                    parts[name].append(await block(per_round, level if r == 0 else 0))
+            blocks.extend(merge(parts[name]).to_dict() for name, _ in paths)
             _log_level(blocks[-4:])
             if level == 16 and plan.paced_requests:
                 rate = plan.paced_fraction * blocks[-3]["rps"]
@@ -317,6 +331,7 @@ class Bench:
         cost = usage_call_cost(hot) if usage_cost is None else usage_cost
         c = plan.transport_concurrency
         n = plan.transport_requests
+        watch = {"gateway": hot.cpu}
         out: dict[str, Any] = {"usage_call_store_commands": cost}
         for stream in (False, True):
             label = f"{kind} {'stream' if stream else 'non-stream'}"
@@ -324,7 +339,7 @@ class Bench:
             result = await counted_block(
                 hot, cost, label, targets=lambda i, t=target: t, concurrency=c, requests=n, warmup=2 * c,
                 mark=_sse if stream else None, check=chat.stream_ok if stream else chat.completion_ok,
-                client=plan.client,
+                client=plan.client, watch=watch,
             )
             out["stream" if stream else "non_stream"] = result.to_dict()
         # Stale quota: another instance on the same store that treats every quota as stale (QUOTA_STALE_AFTER
