@@ -261,6 +261,10 @@ def _background_warning(results: dict[str, Any]) -> list[str]:
     worst, mean = max(loads), sum(loads) / len(loads)
     line = (f"**Other processes on the machine** during the latency blocks: {mean:.2f} cores busy on average, "
             f"{worst:.2f} at worst (from /proc/stat minus the benchmark's own processes).")
+    rejected = results.get("rejected_rounds") or []
+    if rejected:
+        line += (f" {len(rejected)} round(s) were discarded and run again because other processes kept more than "
+                 f"{results.get('plan', {}).get('noise_limit', 0):g} cores busy.")
     if worst > 0.25:
         line += (" **The machine was not quiet: latency and throughput numbers are pessimistic; CPU per request "
                  "is still valid.**")
