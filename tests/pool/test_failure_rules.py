@@ -181,6 +181,7 @@ async def test_transient_failures_back_off_exponentially(make_pool, clock: Clock
 
 
 async def test_success_ends_a_backoff_cooldown_early(pool: TokenPool, account: str, clock: Clock) -> None:
+    await set_quota(pool, account)  # a known quota: an account is only shared once it is not being refreshed
     lease = await pool.lease(mode="fast", min_tier="basic")
     await pool.set_concurrency(account, 2)
     other = await pool.lease(mode="fast", min_tier="basic")
@@ -191,6 +192,7 @@ async def test_success_ends_a_backoff_cooldown_early(pool: TokenPool, account: s
 
 
 async def test_a_longer_cooldown_is_not_shortened(pool: TokenPool, account: str, clock: Clock) -> None:
+    await set_quota(pool, account)
     await pool.set_concurrency(account, 2)
     first = await pool.lease(mode="fast", min_tier="basic")
     second = await pool.lease(mode="fast", min_tier="basic")

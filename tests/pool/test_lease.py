@@ -194,6 +194,7 @@ async def test_expired_lease_frees_its_slot_by_itself(make_pool, clock: Clock) -
 
 async def test_per_account_concurrency_override(pool: TokenPool) -> None:
     (account,) = await add_accounts(pool, 1)
+    await set_quota(pool, account)
     await pool.set_concurrency(account, 3)
     leases = [await pool.lease(mode="fast", min_tier="basic") for _ in range(3)]
     assert {lease.account_id for lease in leases} == {account}
@@ -253,3 +254,32 @@ async def test_undecryptable_token_releases_the_lease(make_pool, store) -> None:
     assert await reader.lease_count(account) == 0
     got = await reader.get(account)
     assert got and got.quota["fast"].remaining == 10
+
+
+async def test_a_quota_refresh_has_the_account_to_itself(make_pool, clock) -> None:
+    """Refreshed windows are stored as the truth at settle, so no other request may be in flight beside the
+    refreshing one — otherwise two refreshes reading the same N would both store N - 1 (a lost charge)."""
+    pool = make_pool(quota_stale_after=60.0)  # stale well before a lease expires (LEASE_TTL 330 s)
+    (account,) = await add_accounts(pool, 1)
+    await pool.set_concurrency(account, 2)
+    refreshing = await pool.lease(mode="fast", min_tier="basic")
+    assert refreshing.needs_refresh
+    with pytest.raises(NoAccountAvailable):
+        await pool.lease(mode="fast", min_tier="basic")  # quota unknown and being refreshed: busy
+    fresh = {"fast": QuotaWindow(9, 10, 86400)}
+    await pool.settle(refreshing, Outcome.success(quota=fresh))
+    first = await pool.lease(mode="fast", min_tier="basic")
+    second = await pool.lease(mode="fast", min_tier="basic")
+    assert not first.needs_refresh and not second.needs_refresh  # known quota: shared up to the cap
+    await pool.settle(first, Outcome.success())
+
+    clock.advance(pool.settings.quota_stale_after + 1)  # the quota is stale now, `second` still in flight
+    beside = await pool.lease(mode="fast", min_tier="basic")
+    assert not beside.needs_refresh  # busy account: no refresh, the known quota is reserved as usual
+    await pool.settle(second, Outcome.success())
+    await pool.settle(beside, Outcome.success())
+    idle = await pool.lease(mode="fast", min_tier="basic")
+    assert idle.needs_refresh  # idle again: this request refreshes it, and has it to itself meanwhile
+    with pytest.raises(NoAccountAvailable):
+        await pool.lease(mode="fast", min_tier="basic")
+    await pool.settle(idle, Outcome.cancelled())

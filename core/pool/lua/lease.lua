@@ -60,8 +60,10 @@ for _, id in ipairs(ids) do
         end -- stale and no reset time known: probe it, flagged for refresh
       end
       if usable then
+        -- An undetected tier sorts late but does not force a refresh once the quota is fresh: asking again
+        -- would not reveal it, and a refresh needs the account to itself (see attempt).
         candidates[#candidates + 1] = {
-          id = id, score = score, refresh = refresh or rank == nil, tie = rand(),
+          id = id, score = score, refresh = refresh, late = refresh or rank == nil, tie = rand(),
           cap = num(f[6], default_cap), rem = rem, tot = tot, reset = reset,
           cooled = f[3] == 'cooling',
         }
@@ -74,7 +76,7 @@ end
 
 -- Fresh quota before needs-refresh, most remaining first, random among equals; the sticky account goes first.
 local function before(a, b)
-  if a.refresh ~= b.refresh then return not a.refresh end
+  if a.late ~= b.late then return not a.late end
   if a.score ~= b.score then return a.score > b.score end
   return a.tie > b.tie
 end
@@ -85,10 +87,20 @@ local function attempt(c)
   c.tried = true
   -- Leases of dead instances expire here; their reserved quota is kept, since upstream may have charged it.
   redis.call('ZREMRANGEBYSCORE', lkey, '-inf', now)
-  if redis.call('ZCARD', lkey) >= c.cap then
+  local live = redis.call('ZCARD', lkey)
+  -- A quota refresh must see the account idle: its answer is stored as the truth at settle, so any request
+  -- in flight beside it would be counted twice or not at all. While a refreshing lease is live, the account
+  -- is busy; a refresh is only granted on an idle account, else a known (if stale) quota is simply reserved.
+  local refreshing = redis.call('HGET', akey, 'refreshing')
+  local refresh = c.refresh
+  if refresh and live > 0 then
+    if c.rem == nil then live = c.cap else refresh = false end
+  end
+  if live >= c.cap or (refreshing and refreshing ~= '' and redis.call('ZSCORE', lkey, refreshing)) then
     why.busy = why.busy + 1
     return nil
   end
+  redis.call('HSET', akey, 'refreshing', refresh and lease_id or '')
   redis.call('ZADD', lkey, now + ttl, lease_id)
   redis.call('EXPIRE', lkey, math.ceil(ttl) + 60)
   local reserved, remaining = 0, ''
@@ -102,7 +114,7 @@ local function attempt(c)
   end
   if c.cooled then redis.call('HSET', akey, 'state', 'active', 'reason', '', 'until', '') end
   local t = redis.call('HMGET', akey, 'token', 'enc', 'tier')
-  return {'ok', c.id, t[1], t[2] or 'none', t[3] or 'unknown', fmt(reserved), remaining, c.refresh and '1' or '0'}
+  return {'ok', c.id, t[1], t[2] or 'none', t[3] or 'unknown', fmt(reserved), remaining, refresh and '1' or '0'}
 end
 
 -- Usually the sticky or the best account is free: find those in one pass, and sort only when they are busy.
