@@ -195,14 +195,16 @@ def render(results: dict[str, Any], command: str) -> str:
                 "second gateway on the same store with `QUOTA_STALE_AFTER=0.001`, so every lease asks for the lazy "
                 "`/rest/rate-limits` refresh and settle stores the fresh windows.", "",
                 "| transport | non-stream | stream | stale quota (lazy refresh) | gateway p50 / p99 at c="
-                f"{plan.get('transport_concurrency')} (non-stream) | req/s |",
-                "| --- | ---: | ---: | ---: | ---: | ---: |"]
+                f"{plan.get('transport_concurrency')} (non-stream) | req/s | gateway CPU ms/request | other "
+                "processes (cores busy) |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for name, t in transports.items():
             ns = t["non_stream"]
             out.append(
                 f"| {name} | {_f(ns['store_commands_per_request'])} | "
                 f"{_f(t['stream']['store_commands_per_request'])} | {_f(t['stale']['store_commands_per_request'])} "
-                f"| {_f(ns['total_ms']['p50'])} / {_f(ns['total_ms']['p99'])} | {_f(ns['rps'], 0)} |")
+                f"| {_f(ns['total_ms']['p50'])} / {_f(ns['total_ms']['p99'])} | {_f(ns['rps'], 0)} | "
+                f"{_f(ns['cpu_ms_per_request'].get('gateway'), 3)} | {_f(ns.get('background_cores'))} |")
         out.append("")
         out.append("The Upstash row goes through `tests/support/upstash_server.py` (a Python REST server in front of "
                    "redis-server on the same cores): its latency says nothing about real Upstash, only the command "
@@ -213,12 +215,20 @@ def render(results: dict[str, Any], command: str) -> str:
         out += ["", "## Lease cost vs pool size (redis transport, c=16, non-stream)", "",
                 "The lease script reads every account's hash to pick one (O(pool size) inside Redis, which runs "
                 "scripts one at a time for every gateway instance).", "",
-                "| accounts | redis-server CPU ms/request | gateway CPU ms/request | p50 | p99 | req/s |",
-                "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+                "| accounts | redis-server CPU ms/request | gateway CPU ms/request | p50 | p99 | req/s | other "
+                "processes (cores busy) |",
+                "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for row in sizes:
             cpu = row["cpu_ms_per_request"]
             out.append(f"| {row['accounts']} | {_f(cpu.get('redis-server'), 3)} | {_f(cpu.get('gateway'), 3)} | "
-                       f"{_f(row['total_ms']['p50'])} | {_f(row['total_ms']['p99'])} | {_f(row['rps'], 0)} |")
+                       f"{_f(row['total_ms']['p50'])} | {_f(row['total_ms']['p99'])} | {_f(row['rps'], 0)} | "
+                       f"{_f(row.get('background_cores'))} |")
+        last = sizes[-1]
+        redis_ms = last["cpu_ms_per_request"].get("redis-server")
+        if isinstance(redis_ms, float) and redis_ms > 0:
+            out += ["", f"Redis runs one script at a time for every gateway instance together: at {redis_ms:.2f} ms "
+                    f"of redis-server CPU per request with {last['accounts']} accounts, one Redis tops out near "
+                    f"{1000 / redis_ms:.0f} chat requests/s in total, however many instances there are."]
 
     before, after = results.get("memory_before", {}), results.get("memory_after", {})
     if after:

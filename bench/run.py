@@ -284,8 +284,18 @@ class Bench:
                 paced = {"rate": rate, "fraction": plan.paced_fraction}
                 for name, target, mark, check in (("direct", direct, _ndjson, chat.direct_ok),
                                                   ("gateway", lambda i: gw_plain, None, chat.completion_ok)):
-                    result = await run_paced(f"{name} paced", target, concurrency=16, rate=rate, mark=mark,
-                                             requests=plan.paced_requests, check=check, watch=watch, client=client)
+                    while True:
+                        result = await run_paced(f"{name} paced", target, concurrency=16, rate=rate, mark=mark,
+                                                 requests=plan.paced_requests, check=check, watch=watch,
+                                                 client=client)
+                        noise = _round_noise([result])
+                        if noise <= plan.noise_limit or self.retry_budget <= 0:
+                            break
+                        self.retry_budget -= result.wall_s
+                        self.rejected_rounds.append({"concurrency": 16, "round": f"paced {name}",
+                                                     "background_cores": noise})
+                        log(f"  paced {name}: other processes kept {noise:.2f} cores busy; run again")
+                        await asyncio.sleep(1.0)
                     paced[name] = result.to_dict()
                 _log_level([paced["direct"], paced["gateway"]])
                 self.results["paced"] = paced
