@@ -154,7 +154,8 @@ def render(results: dict[str, Any], command: str) -> str:
         out += ["", f"## Below saturation: c=16 paced at {paced['rate']:.0f} req/s (open loop)", "",
                 f"Closed-loop latency at c=16 is mostly queueing once a process is CPU-bound (latency ≈ c ÷ "
                 f"throughput). Here requests are *scheduled* at a fixed rate ({paced['rate']:.0f} req/s, "
-                f"{paced['fraction'] * 100:.0f}% of the gateway's closed-loop c=16 throughput) over 16 connections; "
+                f"{paced['rate'] / paced['closed_loop_rps'] * 100:.0f}% of the gateway's closed-loop c=16 throughput "
+                f"in this run) over 16 connections; "
                 "latency counts from the scheduled time, so falling behind still shows.", "",
                 "| path | p50 | p90 | p99 | added p50 | added p99 | achieved req/s |",
                 "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",

@@ -59,7 +59,7 @@ class Plan:
     rounds: int = 4  # each level's blocks are split into interleaved rounds
     noise_limit: float = 0.4  # a round during which other processes kept more cores busy is run again ...
     retry_budget: float = 45.0  # ... while this many seconds of discarded rounds are not used up
-    paced_fraction: float = 0.5  # of the gateway's closed-loop c=16 throughput
+    paced_rate: float = 200.0  # req/s of the open-loop c=16 block: about a third of one gateway process's capacity
     paced_requests: int = 1500
     sections: tuple[str, ...] = ("latency", "stores", "import")
     quick: bool = False
@@ -279,9 +279,9 @@ class Bench:
             blocks.extend(merge(parts[name]).to_dict() for name, _ in paths)
             _log_level(blocks[-4:])
             if level == 16 and plan.paced_requests:
-                rate = plan.paced_fraction * blocks[-3]["rps"]
+                rate = plan.paced_rate
                 log(f"c=16 paced at {rate:.0f} req/s (open loop), {plan.paced_requests} requests per path")
-                paced = {"rate": rate, "fraction": plan.paced_fraction}
+                paced = {"rate": rate, "closed_loop_rps": blocks[-3]["rps"]}
                 for name, target, mark, check in (("direct", direct, _ndjson, chat.direct_ok),
                                                   ("gateway", lambda i: gw_plain, None, chat.completion_ok)):
                     while True:
