@@ -67,6 +67,16 @@ class BlockResult:
         }
 
 
+def open_clients(targets: Callable[[int], Target], concurrency: int, client: str = "raw") -> list[Any]:
+    """One client (one keep-alive connection, opened on first use) per worker."""
+    factory = CLIENTS[client]
+    return [factory(targets(i)) for i in range(concurrency)]
+
+
+async def close_clients(clients: list[Any]) -> None:
+    await asyncio.gather(*(w.close() for w in clients), return_exceptions=True)
+
+
 def merge(parts: list[BlockResult]) -> BlockResult:
     """One result from several rounds of the same block: samples pooled, time and CPU added up."""
     first = parts[0]
@@ -107,10 +117,14 @@ async def run_block(
     check: Check | None = None,
     watch: Mapping[str, Callable[[], float]] | None = None,
     client: str = "raw",
+    connections: list[Any] | None = None,
 ) -> BlockResult:
-    """``targets(i)`` → what worker ``i`` sends. ``watch`` maps a process name to a CPU-seconds reader."""
-    factory = CLIENTS[client]
-    clients = [factory(targets(i)) for i in range(concurrency)]
+    """``targets(i)`` → what worker ``i`` sends. ``watch`` maps a process name to a CPU-seconds reader.
+
+    ``connections`` (from ``open_clients``) are reused and left open, so several rounds of a block share one
+    keep-alive pool; otherwise the block opens its own and closes them at the end.
+    """
+    clients = connections if connections is not None else open_clients(targets, concurrency, client)
     totals: list[float] = []
     firsts: list[float] = []
     errors = 0
@@ -156,7 +170,8 @@ async def run_block(
         cpu_after["load generator"] = time.process_time()
         busy_after = machine_busy_seconds()
     finally:
-        await asyncio.gather(*(w.close() for w in clients), return_exceptions=True)
+        if connections is None:
+            await close_clients(clients)
     ok = len(totals)
     per_request = {
         name: (cpu_after[name] - cpu_before[name]) * 1000 / max(ok, 1) for name in cpu_before

@@ -8,6 +8,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import chat, imports
-from bench.load import BlockResult, merge, run_block, run_paced
+from bench.load import BlockResult, close_clients, merge, open_clients, run_block, run_paced
 from bench.procs import (
     UPSTASH_TOKEN,
     Proc,
@@ -121,7 +122,8 @@ async def counted_block(gateway: Proc, usage_cost: int, label: str, **kwargs: An
     warmup = kwargs.pop("warmup", 0)
     if warmup:
         await run_block(label + " (warm-up)", kwargs["targets"], concurrency=kwargs["concurrency"],
-                        requests=warmup, mark=kwargs.get("mark"), client=kwargs.get("client", "raw"))
+                        requests=warmup, mark=kwargs.get("mark"), client=kwargs.get("client", "raw"),
+                        connections=kwargs.get("connections"))
     before = store_commands(gateway)
     result = await run_block(label, **kwargs)
     after = store_commands(gateway)
@@ -242,24 +244,34 @@ class Bench:
             per_round = math.ceil(n / rounds)
             log(f"c={level}: {per_round * rounds} requests per path in {rounds} interleaved rounds")
 
-            def common(requests: int, level: int = level) -> dict[str, Any]:
-                return {"concurrency": level, "requests": requests, "watch": watch, "client": client}
+            # One keep-alive pool per path for all rounds of this level (opened by the first round's warm-up):
+            # a burst of fresh connections costs the simulator hundreds of ms at c=64, on both paths alike.
+            pools = {
+                "direct": open_clients(direct, level, client),
+                "gateway": open_clients(lambda i: gw_plain, level, client),
+                "gateway stream": open_clients(lambda i: gw_stream, level, client),
+                "bare FastAPI": open_clients(lambda i: bare_target, level, client),
+            }
+
+            def common(name: str, requests: int, level: int = level, pools: dict = pools) -> dict[str, Any]:
+                return {"concurrency": level, "requests": requests, "watch": watch, "client": client,
+                        "connections": pools[name]}
 
             paths: list[tuple[str, Any]] = [
                 ("direct", lambda r, w: run_block("direct", direct, warmup=w, mark=_ndjson, check=chat.direct_ok,
-                                                  **common(r))),
+                                                  **common("direct", r))),
                 ("gateway", lambda r, w: counted_block(gateway, usage_cost, "gateway", targets=lambda i: gw_plain,
-                                                       warmup=w, check=chat.completion_ok, **common(r))),
+                                                       warmup=w, check=chat.completion_ok, **common("gateway", r))),
                 ("gateway stream", lambda r, w: counted_block(
                     gateway, usage_cost, "gateway stream", targets=lambda i: gw_stream, warmup=w, mark=_sse,
-                    check=chat.stream_ok, **common(r))),
+                    check=chat.stream_ok, **common("gateway stream", r))),
                 ("bare FastAPI", lambda r, w: run_block("bare FastAPI", lambda i: bare_target, warmup=w,
-                                                        check=chat.bare_ok, **common(r))),
+                                                        check=chat.bare_ok, **common("bare FastAPI", r))),
             ]
 
             parts: dict[str, list[BlockResult]] = {name: [] for name, _ in paths}
             for r in range(rounds):
-                warm = level if r == 0 else 0  # each path's first round opens its connections first
+                warm = level  # re-opens any connection a server closed while idle (the simulator keeps them 5 s)
                 while True:
                     # Alternate the order so drift and other processes' bursts hit every path alike.
                     got = {}
@@ -277,6 +289,8 @@ class Bench:
                 for name in got:
                     parts[name].append(got[name])
             blocks.extend(merge(parts[name]).to_dict() for name, _ in paths)
+            for pool in pools.values():
+                await close_clients(pool)
             _log_level(blocks[-4:])
             if level == 16 and plan.paced_requests:
                 rate = plan.paced_rate
@@ -449,9 +463,14 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
+def _terminate(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally below: every process started is stopped
+
+
 def run(plan: Plan) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="g2a-bench-"))
     bench = Bench(plan, workdir)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         try:
             import uvloop
