@@ -168,7 +168,9 @@ class QuotaRefresher:
                         self.fetch(account_id, token), min(left, self.fetch_timeout)
                     )
                 except TimeoutError:
-                    if self._clock() >= deadline:
+                    # Which limit was it? Not "is the deadline past": an event loop's timers may fire a little
+                    # before our clock gets there (uvloop's clock is cached per iteration, in milliseconds).
+                    if left <= self.fetch_timeout:
                         complete = False  # cut off by the budget, not upstream's fault: retry next run
                         return
                     errors, last_error = errors + 1, f"{account_id}: quota fetch timed out"
