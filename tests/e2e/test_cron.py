@@ -138,7 +138,7 @@ def test_large_pool_is_covered_by_several_ticks_within_budget(make: Callable[...
         started = time.monotonic()
         ticks.append(progress_of(tick(gw, budget=budget)))
         took = time.monotonic() - started
-        assert took < budget + 1.0, f"tick {len(ticks)} took {took:.1f}s with a {budget:g}s budget"
+        assert took < budget + 1.5, f"tick {len(ticks)} took {took:.1f}s with a {budget:g}s budget"
         assert len(ticks) < 20, ticks[-1]
     print(f"\n41 accounts, {budget:g}s budget: {len(ticks)} ticks, done after each: {[t['done'] for t in ticks]}")
 
@@ -146,7 +146,7 @@ def test_large_pool_is_covered_by_several_ticks_within_budget(make: Callable[...
     assert len({t["job_id"] for t in ticks}) == 1  # every tick resumed the same job
     done = [t["done"] for t in ticks]
     assert done == sorted(done) and 0 < done[0] < 40
-    assert [t["errors"] for t in ticks] == [1] * len(ticks)  # each account is tried once per job
+    assert [t["errors"] for t in ticks] == [1] * len(ticks), [t["last_error"] for t in ticks]  # once per job
     final = ticks[-1]
     assert final["total"] == 41 and final["done"] == 40 and final["errors"] == 1
     assert account_id(dead) in final["last_error"] and "unauthorized" in final["last_error"]

@@ -181,7 +181,7 @@ def test_429_from_the_concurrency_cap_cools_briefly(make: Callable[..., Deployme
     with httpx.stream("POST", gw.base_url + "/chat/completions", timeout=30,
                       headers={"Authorization": f"Bearer {API_KEY}"},
                       json={"model": "grok-4.5-fast", "stream": True,
-                            "messages": [{"role": "user", "content": "slow #long=6 #stall=0.5"}]}) as slow:
+                            "messages": [{"role": "user", "content": "slow #long=6 #stall=1.5"}]}) as slow:
         assert slow.status_code == 200
         lines = slow.iter_lines()
         next(line for line in lines if '"content"' in line)  # the first stream holds grok.com's only slot
