@@ -56,7 +56,7 @@ def loaded_extensions(pid: int, names: tuple[str, ...] = ("uvloop", "httptools",
     return {name: f"/{name}/" in maps for name in names}
 
 
-def wait_quiet(max_wait: float, threshold: float = 0.3, sample: float = 1.0) -> float:
+def wait_quiet(max_wait: float, threshold: float = 0.3, sample: float = 3.0) -> float:
     """Wait (up to ``max_wait`` s) until the machine is busier than ``threshold`` cores for less than one sample;
     return the busy cores last seen."""
     deadline = time.monotonic() + max_wait
