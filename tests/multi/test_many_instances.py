@@ -23,19 +23,13 @@ REQUESTS = 600  # six times the 100 units the whole pool has
 CONCURRENCY = 48
 
 
-CONCURRENT_REFRESH_RACE = (
-    "known race, reported: with ACCOUNT_CONCURRENCY > 1, two requests may lease an account whose quota is unknown "
-    "(or stale) at once; both read the same number N from /rest/rate-limits and each settle stores N - 1 while "
-    "grok.com is at N - 2, so the pool later sends one request per account over quota"
-)
-
-
-@pytest.mark.parametrize(
-    "streams", [1, pytest.param(2, marks=pytest.mark.xfail(reason=CONCURRENT_REFRESH_RACE, strict=False))],
-    ids=["one-stream-per-account", "two-streams-per-account"],
-)
-def test_instances_share_quota_exactly(cluster, streams: int) -> None:
-    """``streams``: in-flight requests per account, the same in the pool (ACCOUNT_CONCURRENCY) and in grok.com."""
+@pytest.mark.parametrize("streams", [1, 2], ids=["one-stream-per-account", "two-streams-per-account"])
+def test_instances_share_quota_exactly(cluster, streams: int, request: pytest.FixtureRequest) -> None:
+    """``streams``: in-flight requests per account, the same in the pool (ACCOUNT_CONCURRENCY) and in grok.com.
+    Two streams per account is where concurrent lazy refreshes could race (each storing the same reading);
+    the store's transport does not change that, so it runs on redis-server only."""
+    if streams > 1 and request.node.callspec.params["store_env"] != "redis":
+        pytest.skip("two streams per account: checked over redis-server; the transport changes nothing there")
     started = time.monotonic()
     c: Cluster = cluster(INSTANCES, ACCOUNT_CONCURRENCY=str(streams))
     tokens = [f"multi-{uuid.uuid4().hex}" for _ in range(ACCOUNTS)]
