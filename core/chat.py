@@ -26,8 +26,9 @@ from core.settings import Settings
 
 # Events that say nothing about whether the answer will succeed: preflight reads past them.
 PREAMBLE = (ConversationStarted, UserTurn, ModelInfo, Title)
-NOT_RETRIED = (FailureKind.BAD_REQUEST,)
-ACCOUNT_FATAL = (FailureKind.UNAUTHORIZED, FailureKind.BLOCKED, FailureKind.CLOUDFLARE, FailureKind.ANTI_BOT)  # the request itself is at fault: another account won't help
+# Another account will not help: the request itself is at fault, or our egress (IP, cf_clearance, user agent,
+# statsig) is refused whichever account we use.
+NOT_RETRIED = (FailureKind.BAD_REQUEST, FailureKind.CLOUDFLARE, FailureKind.ANTI_BOT)
 
 
 @dataclass(slots=True)

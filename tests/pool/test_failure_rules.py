@@ -227,3 +227,15 @@ async def test_usage_counters(pool: TokenPool, account: str) -> None:
     usage = await pool.usage()
     assert usage["models"]["grok-4.5-fast"] == {"req": 2, "ok": 1, "fail": 1, "pt": 10, "ct": 20, "ms": 300}
     assert usage["accounts"][account]["req"] == 2
+
+
+async def test_429_with_quota_left_marks_our_number_stale(pool: TokenPool, account: str, clock: Clock) -> None:
+    """A 429 while we believed quota was left means our number may be wrong: the next lease refreshes it."""
+    await set_quota(pool, account, "fast", remaining=7, total=30)
+    await pool.settle(
+        await pool.lease(mode="fast", min_tier="basic"),
+        Outcome.failed(UpstreamError(FailureKind.RATE_LIMITED, "Too many requests"), "grok-4.5-fast"),
+    )
+    clock.advance(61)
+    lease = await pool.lease(mode="fast", min_tier="basic")
+    assert lease.needs_refresh

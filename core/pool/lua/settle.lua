@@ -95,6 +95,8 @@ elseif outcome == 'fail' then
       rem = 0
     else
       cool('rate limited: ' .. message, retry_after or tonumber(ARGV[20]))
+      -- We believed quota was left: our number may be wrong. Mark it stale so the next lease refreshes it.
+      if windows == 0 then redis.call('HSET', akey, q .. 'at', '') end
     end
   elseif kind == 'unauthorized' then
     strike(tonumber(ARGV[24]), 'session rejected (401): ' .. message)
