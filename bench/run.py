@@ -321,9 +321,10 @@ class Bench:
             log("store commands per request on each transport")
             transports: dict[str, Any] = {}
             transports["embedded"] = await self.transport_run("embedded", gateway, embedded_stale, tokens=None,
-                                                              usage_cost=usage_cost)
+                                                              usage_cost=usage_cost, watch_also=self.store_watch(sim))
             for kind, (hot, stale) in others.items():
-                transports[kind] = await self.transport_run(kind, hot, stale, tokens=tokens, usage_cost=None)
+                transports[kind] = await self.transport_run(kind, hot, stale, tokens=tokens, usage_cost=None,
+                                                            watch_also=self.store_watch(sim, kind))
             self.results["transports"] = transports
             if "redis" in others and self.redis is not None and plan.pool_sizes:
                 self.results["pool_sizes"] = await self.pool_size_run(sim, others["redis"][0], tokens)
@@ -363,8 +364,27 @@ class Bench:
                 f"{result.rps:.0f} req/s")
         return rows
 
+    def store_watch(self, sim: Proc, kind: str = "embedded") -> dict[str, Any]:
+        """CPU readers for the simulator and the store processes behind one transport (so the *other processes*
+        figure of a transport block counts only what is not the benchmark's)."""
+        watch: dict[str, Any] = {"simulator": sim.cpu}
+        if kind == "embedded":
+            pid = EmbeddedRedis(self.embedded_dir).pid()
+            if pid:
+                watch["redis-server"] = lambda: _cpu(pid)
+            return watch
+        if self.redis is not None:
+            redis_pid = self.redis.process.pid
+            watch["redis-server"] = lambda: _cpu(redis_pid)
+        if kind == "upstash":
+            for proc in self.procs:
+                if proc.name == "upstash-compat":
+                    watch["upstash-compat server"] = proc.cpu
+        return watch
+
     async def transport_run(
-        self, kind: str, hot: Proc, stale: Proc, *, tokens: list[str] | None, usage_cost: int | None
+        self, kind: str, hot: Proc, stale: Proc, *, tokens: list[str] | None, usage_cost: int | None,
+        watch_also: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Store commands per chat request on one transport: hot path (stream and not), then stale quotas."""
         plan = self.plan
@@ -373,7 +393,7 @@ class Bench:
         cost = usage_call_cost(hot) if usage_cost is None else usage_cost
         c = plan.transport_concurrency
         n = plan.transport_requests
-        watch = {"gateway": hot.cpu}
+        watch = {"gateway": hot.cpu, **(watch_also or {})}
         out: dict[str, Any] = {"usage_call_store_commands": cost}
         for stream in (False, True):
             label = f"{kind} {'stream' if stream else 'non-stream'}"
