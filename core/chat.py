@@ -29,6 +29,7 @@ PREAMBLE = (ConversationStarted, UserTurn, ModelInfo, Title)
 # Another account will not help: the request itself is at fault, or our egress (IP, cf_clearance, user agent,
 # statsig) is refused whichever account we use.
 NOT_RETRIED = (FailureKind.BAD_REQUEST, FailureKind.CLOUDFLARE, FailureKind.ANTI_BOT)
+MAX_EMPTY_REFRESHES = 8  # accounts found empty by a lazy refresh before they are excluded outright
 
 
 @dataclass(slots=True)
@@ -117,7 +118,7 @@ class ChatService:
         model = request.model
         exclude: set[str] = set()
         last_error: UpstreamError | None = None
-        attempts = 0
+        attempts = refreshed_empty = 0
         while attempts < self.settings.max_attempts:
             try:
                 lease = await self.pool.lease(
@@ -137,10 +138,14 @@ class ChatService:
                     quota = await fetch_chat_windows(self.client, creds)
                     window = quota.get(lease.mode)
                     if window is not None and window.remaining is not None and window.remaining < lease.cost:
-                        # Not a failure: the account simply has no quota left in this mode. Skip it.
+                        # Not a failure: the account simply has no quota left in this mode. Settling stores the
+                        # empty window, so the next lease passes it over, and if nothing else can serve, the
+                        # client hears "out of quota" rather than "already tried".
                         await self.pool.settle(lease, Outcome(ok=False, charged=0, model=model.id, quota=quota))
-                        exclude.add(lease.account_id)
                         attempts -= 1
+                        refreshed_empty += 1
+                        if refreshed_empty > MAX_EMPTY_REFRESHES:  # a safety bound; the store should prevent it
+                            exclude.add(lease.account_id)
                         continue
                 file_ids = [
                     (await self.client.upload(creds, name=a.name, mime=a.mime, data=a.data)).file_id

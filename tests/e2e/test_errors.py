@@ -103,7 +103,10 @@ def test_429_when_every_account_is_exhausted(deploy, sim) -> None:
     with pytest.raises(openai.RateLimitError) as info:
         gateway.client().chat.completions.create(model="grok-4.5-fast", messages=HELLO)
     assert info.value.status_code == 429
-    assert sim.state.ledger(token)["violations"] == [] or "violations" not in sim.state.ledger(token)
+    assert "quota" in info.value.body["message"]
+    # The gateway learned the empty quota from /rest/rate-limits and never sent the chat itself.
+    ledger = sim.state.ledger(token)
+    assert ledger["violation_count"] == 0 and ledger["accepted_total"] == 0
 
 
 def test_502_upstream_error_before_first_byte(gateway: Deployment) -> None:
