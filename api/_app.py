@@ -43,5 +43,8 @@ def create_app(settings: Settings | None = None, *, gateway_factory: Callable[[]
     app.include_router(_cron.router)
     app.include_router(_health.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
-    logging.getLogger("grok2api").setLevel(logging.INFO)
+    log = logging.getLogger("grok2api")
+    log.setLevel(logging.INFO)
+    if app.state.keys.open_access:
+        log.warning("API_KEYS is not set: the OpenAI API accepts any client (development only)")
     return app
