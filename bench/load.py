@@ -148,16 +148,10 @@ async def run_block(
             nonlocal remaining, errors, first_error
             while remaining > 0:
                 remaining -= 1
-                try:
-                    result = await w.send(mark)
-                except Exception as exc:  # a broken connection is an error sample, not a crash
+                result, error = await _sample(w, mark, check)
+                if result is None:
                     errors += 1
-                    first_error = first_error or f"{type(exc).__name__}: {exc}"
-                    await w.close()
-                    continue
-                if result.status != 200 or (check is not None and not check(result)):
-                    errors += 1
-                    first_error = first_error or f"HTTP {result.status}: {result.body[:300]!r}"
+                    first_error = first_error or error
                     continue
                 totals.append(result.total)
                 if result.first is not None:
@@ -234,16 +228,10 @@ async def run_paced(
             if wait > 0:
                 await asyncio.sleep(wait)
                 due = time.perf_counter()
-            try:
-                result = await w.send(mark)
-            except Exception as exc:
+            result, error = await _sample(w, mark, check)
+            if result is None:
                 errors += 1
-                first_error = first_error or f"{type(exc).__name__}: {exc}"
-                await w.close()
-                continue
-            if result.status != 200 or (check is not None and not check(result)):
-                errors += 1
-                first_error = first_error or f"HTTP {result.status}: {result.body[:300]!r}"
+                first_error = first_error or error
                 continue
             latencies.append(time.perf_counter() - due)
 
@@ -264,3 +252,16 @@ async def run_paced(
         extra={"rate": rate,
                "background_cores": background_cores(busy_before, busy_after, cpu_before, cpu_after, wall)},
     )
+
+
+async def _sample(w: Any, mark: Any, check: Any) -> tuple[Any, str]:
+    """One request: ``(result, "")`` when it succeeded, ``(None, why)`` otherwise. A broken connection is an
+    error sample, not a crash (the connection is closed and reopened by the next send)."""
+    try:
+        result = await w.send(mark)
+    except Exception as exc:
+        await w.close()
+        return None, f"{type(exc).__name__}: {exc}"
+    if result.status != 200 or (check is not None and not check(result)):
+        return None, f"HTTP {result.status}: {result.body[:300]!r}"
+    return result, ""
