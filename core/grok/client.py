@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from curl_cffi import CurlHttpVersion, CurlMime, CurlMOpt, CurlWsFlag
@@ -332,7 +332,7 @@ class GrokClient:
     async def _chat_mgw(self, creds: Credentials, call: ChatCall) -> AsyncIterator[Event]:
         settings = self.settings
         user_id = await self.user_id(creds)
-        creds_uid = Credentials(**{**_creds_dict(creds), "user_id": user_id})
+        creds_uid = replace(creds, user_id=user_id)
         url = f"{settings.grok_ws_url}{'&' if '?' in settings.grok_ws_url else '?'}uid={user_id}"
         base = settings.grok_base_url.rstrip("/")
         headers = {
@@ -456,10 +456,6 @@ def _multi_with_connection_cache(size: int) -> AsyncCurl | None:
     except (ImportError, AttributeError, TypeError):
         return None
     return multi
-
-
-def _creds_dict(creds: Credentials) -> dict[str, Any]:
-    return {name: getattr(creds, name) for name in Credentials.__slots__}
 
 
 async def _next_chunk(chunks: AsyncIterator[bytes], idle: float, deadline: float) -> bytes:
