@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, *, gateway_factory: Callable[[]
         description="OpenAI- and Anthropic-compatible gateway for Grok Web accounts.",
         lifespan=lifespan,
         docs_url=None if settings.is_production else "/docs",
+        openapi_url=None if settings.is_production else "/openapi.json",
         redoc_url=None,
     )
     app.state.settings = settings

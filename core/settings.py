@@ -56,9 +56,14 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "allow_private_urls": ("ALLOW_PRIVATE_URLS",),
     "max_image_bytes": ("MAX_IMAGE_BYTES",),
     "max_request_bytes": ("MAX_REQUEST_BYTES",),
+    "max_images_per_request": ("MAX_IMAGES_PER_REQUEST",),
+    "image_fetch_concurrency": ("IMAGE_FETCH_CONCURRENCY",),
+    "image_fetch_deadline": ("IMAGE_FETCH_DEADLINE",),
     "max_attempts": ("MAX_ATTEMPTS",),
     "account_concurrency": ("ACCOUNT_CONCURRENCY",),
     "lease_ttl": ("LEASE_TTL",),
+    "lease_wait": ("LEASE_WAIT",),
+    "instance_id": ("INSTANCE_ID",),
     "quota_stale_after": ("QUOTA_STALE_AFTER",),
     # --- token pool failure rules (core/pool) ---
     "rate_limit_cooldown": ("RATE_LIMIT_COOLDOWN",),
@@ -124,9 +129,26 @@ class Settings(BaseModel):
     allow_private_urls: bool = Field(False, description="Let image URLs reach private/loopback hosts (tests only).")
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest image fetched or accepted.")
     max_request_bytes: int = Field(4 * 1024 * 1024, gt=0, description="Largest request body accepted.")
+    max_images_per_request: int = Field(
+        16, ge=0, le=64, description="Images (URLs or data URIs) one chat request may attach; more is a 400."
+    )
+    image_fetch_concurrency: int = Field(4, ge=1, le=32, description="Image URLs fetched at once per request.")
+    image_fetch_deadline: float = Field(
+        20.0, gt=0, description="One deadline, seconds, for fetching all of a request's image URLs."
+    )
     max_attempts: int = Field(3, ge=1, le=10, description="Accounts tried per request before giving up.")
     account_concurrency: int = Field(1, ge=1, description="In-flight requests allowed per account.")
-    lease_ttl: float = Field(330.0, gt=0, description="Seconds before a dead instance's slot frees itself.")
+    lease_ttl: float = Field(
+        30.0, gt=0, description="Seconds a lease lives unless renewed; a long stream renews it as it runs."
+    )
+    lease_wait: float = Field(
+        10.0, ge=0, description="Seconds a request waits for a busy account's slot before answering 429."
+    )
+    instance_id: str | None = Field(
+        None,
+        description="Stable name of this server process (unique among running ones): on restart it frees the "
+        "leases its previous run left behind. Leave unset on Vercel/Lambda.",
+    )
     quota_stale_after: float = Field(900.0, gt=0, description="Refresh an account's quota lazily after this.")
 
     # --- token pool failure rules (core/pool) ---
