@@ -53,7 +53,7 @@ async def _with_pool(settings: Settings, action):  # action: async (TokenPool) -
         await gateway.aclose()
 
 
-def tokens_add(raw: Sequence[str], tags: Sequence[str], note: str) -> int:
+def tokens_add(raw: Sequence[str | bytes], tags: Sequence[str], note: str) -> int:
     settings = _settings()
     report = asyncio.run(_with_pool(settings, lambda pool: pool.add(list(raw), tags=tuple(tags), note=note)))
     print(json.dumps(import_report(report), indent=2))
@@ -135,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     token_commands = p_tokens.add_subparsers(dest="action", required=True)
     p_add = token_commands.add_parser("add", help="add tokens (bare, `sso=...`, or a file with one per line)")
     p_add.add_argument("tokens", nargs="*")
-    p_add.add_argument("--file", type=argparse.FileType("r"))
+    p_add.add_argument("--file", type=argparse.FileType("rb"),
+                       help="text (one token per line, # comments), or JSON (a list or {\"tokens\": [...]})")
     p_add.add_argument("--tag", action="append", default=[])
     p_add.add_argument("--note", default="")
     token_commands.add_parser("list", help="list tokens (masked)")
@@ -154,9 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "demo":
         demo(args.port)
     elif args.command == "tokens" and args.action == "add":
-        raw = list(args.tokens)
+        raw: list[str | bytes] = list(args.tokens)
         if args.file:
-            raw.append(args.file.read())
+            with args.file:  # bytes: parse_token_import splits the lines (any newline style) and strips a BOM
+                raw.append(args.file.read())
         if not raw:
             parser.error("give tokens as arguments or --file")
         return tokens_add(raw, args.tag, args.note)

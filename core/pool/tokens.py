@@ -105,14 +105,14 @@ def parse_token_import(data: str | bytes | Iterable[Any] | Mapping[str, Any]) ->
 
 def _entries(data: Any) -> list[Any]:
     if isinstance(data, bytes):
-        data = data.decode("utf-8", errors="replace")
+        data = data.decode("utf-8-sig", errors="replace")
     if isinstance(data, str):
-        stripped = data.strip()
+        stripped = data.strip().lstrip("\ufeff")
         if stripped[:1] in ("[", "{"):
             try:
                 data = json.loads(stripped)
-            except json.JSONDecodeError:
-                pass  # not JSON after all: fall through to line parsing
+            except (json.JSONDecodeError, RecursionError):
+                pass  # not JSON after all (or absurdly nested): fall through to line parsing
         if isinstance(data, str):
             lines = (line.split("#", 1)[0] for line in data.splitlines())  # tokens never contain "#"
             return [part for line in lines for part in line.split(",") if part.strip()]
@@ -121,8 +121,21 @@ def _entries(data: Any) -> list[Any]:
             return _entries(data["tokens"])
         return [data]
     if isinstance(data, Iterable):
-        return list(data)
+        # A list may hold whole files (the CLI passes ``--file`` contents beside argument tokens, the admin API
+        # a pasted text box): a string with several lines or a JSON document is expanded like top-level text,
+        # otherwise its lines would be glued into one over-long "token".
+        return [part for entry in data for part in (_entries(entry) if _is_document(entry) else [entry])]
     return [data]
+
+
+def _is_document(entry: Any) -> bool:
+    """A string (or bytes) that holds several entries: more than one line or comma part, or a JSON document."""
+    if isinstance(entry, bytes):
+        entry = entry.decode("utf-8-sig", errors="replace")
+    if not isinstance(entry, str):
+        return False
+    stripped = entry.strip().lstrip("\ufeff")
+    return stripped[:1] in ("[", "{") or "," in stripped or len(stripped.splitlines()) > 1 or "#" in stripped
 
 
 def _item(entry: Any) -> ImportItem:
