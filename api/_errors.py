@@ -98,6 +98,15 @@ def install(app: FastAPI) -> None:
             error.message = f"Unknown path {request.method} {request.url.path}"
         return error_response(request, error)
 
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        # The body middleware bounds the body's own nesting; JSON *inside* strings (tool-call arguments) is
+        # parsed later and may still recurse too deep. That is the request's fault, not a server error.
+        log.warning("%s %s -> 400: RecursionError: %s", request.method, request.url.path, exc)
+        return error_response(request, InvalidRequest(
+            "request nests data too deeply to process", param="body", code="json_too_deep"
+        ))
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
