@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 from core.errors import StoreUnavailable
 
 Command = Sequence[str | int | float | bytes]
+log = logging.getLogger("grok2api")
 
 
 class ScriptMissing(Exception):
@@ -133,17 +135,45 @@ class Store:
         except (ScriptMissing, CommandError, StoreUnavailable):
             raise
         except TimeoutError:
+            log.warning("state store %s did not answer %s within %gs", self._label(), what, self.timeout)
             raise StoreUnavailable(
-                f"state store ({self._label()}) did not answer {what!s} within {self.timeout:g}s"
+                f"state store ({self.transport.name}) did not answer {what!s} within {self.timeout:g}s"
             ) from None
         except Exception as exc:  # connection refused, auth, protocol errors: all mean "store unusable"
+            # The raw text names hosts, ports, socket paths: the server log gets it, the client a plain reason.
+            log.warning("state store %s failed on %s: %s: %s", self._label(), what, type(exc).__name__, exc)
             raise StoreUnavailable(
-                f"state store ({self._label()}) failed on {what!s}: {type(exc).__name__}: {exc}"
+                f"state store ({self.transport.name}) failed on {what!s}: {type(exc).__name__}: {plain_reason(exc)}"
             ) from exc
 
     def _label(self) -> str:
+        """Transport and masked address: for the server log only, never for clients."""
         target = getattr(self.transport, "target", "")
         return f"{self.transport.name} at {target}" if target else self.transport.name
+
+
+# Substrings of driver errors (redis-py, httpx, the embedded server) → what a client may be told.
+_REASONS = (
+    (("refused", "error 111 ", "errno 111]"), "connection refused"),  # 111: ECONNREFUSED
+    (("connection attempts failed", "connect call failed", "connecterror", "error connecting"), "could not connect"),
+    (("timed out", "timeout"), "timed out"),
+    (("name or service not known", "nodename nor servname", "getaddrinfo", "name resolution", "no address"),
+     "host name not found"),
+    (("wrongpass", "noauth", "invalid password", "authentication", "unauthorized", "invalid username"),
+     "authentication failed"),
+    (("ssl", "certificate", "tls"), "TLS handshake failed"),
+    (("could not run", "did not come up", "still loading", "no redis-server"), "the embedded redis-server did not start"),
+    (("reset", "closed", "broken pipe", "eof"), "connection lost"),
+)
+
+
+def plain_reason(exc: BaseException) -> str:
+    """A short reason for a store failure that names no address, path or credential."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    for needles, reason in _REASONS:
+        if any(needle in text for needle in needles):
+            return reason
+    return "unavailable (details in the server log)"
 
 
 def _check(command: Command) -> None:

@@ -112,5 +112,10 @@ def _error(message: str) -> Exception:
     if message.startswith("NOSCRIPT"):
         return ScriptMissing(message)
     if any(marker in message.lower() for marker in _UNAVAILABLE_MARKERS):
-        return StoreUnavailable(f"Upstash refused the request: {message}")
+        # Upstash's texts name no host, but may quote the token's scope: short and plain is enough.
+        return StoreUnavailable(f"Upstash refused the request: {_first_line(message)[:200]}")
     return CommandError(message)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "no reason given"
