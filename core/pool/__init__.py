@@ -6,6 +6,7 @@ one pool safely. See ``keys.py`` for the layout and ``pool.py`` for the interfac
 
 from core.pool.accounts import (
     Account,
+    AccountPage,
     AccountStatus,
     EgressProblems,
     ImportEntry,
@@ -34,6 +35,7 @@ __all__ = [
     "MEDIA_KINDS",
     "TIER_RULES",
     "Account",
+    "AccountPage",
     "AccountStatus",
     "EgressProblems",
     "ImportEntry",

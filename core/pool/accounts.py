@@ -105,9 +105,13 @@ def _quota(f: Mapping[str, str], kind: str) -> QuotaState:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Lease:
-    """One reserved slot on one account. Hand it back with ``TokenPool.settle`` exactly once."""
+    """One reserved slot on one account. Hand it back with ``TokenPool.settle`` exactly once.
+
+    It lives until ``expires_at`` (pool clock, epoch seconds). A caller whose request is still running at
+    ``renew_at`` (halfway) calls ``TokenPool.renew(lease)``, which extends it and moves both times forward
+    (the only fields that change after the lease is made)."""
 
     lease_id: str
     account_id: str
@@ -120,6 +124,9 @@ class Lease:
     reserved: int = 0  # quota units taken from ``remaining`` (0 when the quota was unknown)
     started_at: float = 0.0
     sticky_key: str | None = field(default=None, repr=False)
+    model: str = ""  # as given to ``lease``: counted under it if the lease is never settled
+    expires_at: float = 0.0
+    renew_at: float = 0.0  # renew when ``time.time() >= renew_at``; a short request never does
 
 
 @dataclass(slots=True)
@@ -157,6 +164,16 @@ class Outcome:
         if self.failure is not None and self.failure.kind in (FailureKind.STREAM, FailureKind.TIMEOUT):
             return cost
         return 0
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPage:
+    """One page of an account listing. ``next_cursor`` None = the end; ``total`` = accounts matching the
+    filter, None when it cannot be known without reading them all (a tag filter, or tier and status together)."""
+
+    accounts: list[Account]
+    next_cursor: int | None
+    total: int | None
 
 
 @dataclass(frozen=True, slots=True)

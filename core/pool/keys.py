@@ -34,6 +34,9 @@ class PoolKeys:
         self.seq = store.key("pool", "seq")
         self.egress = store.key("pool", "egress")
         self.account_prefix = store.key("acct", "")
+        self.pool_prefix = store.key("pool", "")  # the index keys (see common.lua) are derived from it
+        self.index_version = store.key("pool", "ixv")
+        self.all_leases = store.key("pool", "leases")
 
     def account(self, account_id: str) -> str:
         return self.account_prefix + account_id

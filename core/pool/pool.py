@@ -7,6 +7,7 @@ each a single EVALSHA that decides and writes atomically.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
@@ -24,6 +25,7 @@ from core.pool.accounts import (
     DISABLED,
     INVALID,
     Account,
+    AccountPage,
     EgressProblems,
     ImportEntry,
     ImportReport,
@@ -40,6 +42,9 @@ from core.settings import Settings
 from core.store import Store
 
 _IMPORT_BATCH = 200  # accounts per add/read script call: keeps each request and reply small
+_PAGE_MAX = 1000  # accounts per listing page
+_WAIT_FIRST, _WAIT_MAX = 0.05, 1.0  # waiting for a busy slot: first poll delay, longest delay
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:@+-]")
 
 
 class TokenPool:
@@ -50,6 +55,25 @@ class TokenPool:
         self.cipher = TokenCipher(settings.encryption_key)
         self._clock = clock  # injectable so tests can move time
         self._random = random.Random()
+
+    def _context(self, now: float, *, count_usage: bool = True) -> list[str | int | float]:
+        """ARGV[1..8] of every indexing script (common.lua): prefixes, time, the settings its index rules use,
+        a random seed, where and how long usage is counted."""
+        s = self.settings
+        return [
+            self.keys.account_prefix,
+            self.keys.pool_prefix,
+            _fmt(now),
+            _fmt(s.quota_stale_after),
+            s.account_concurrency,
+            self._random.randint(1, 2**31 - 2),
+            self.keys.usage(_day(now)),
+            s.usage_retention_days * 86400 if count_usage else 0,
+        ]
+
+    def _new_lease_id(self) -> str:
+        iid = _instance(self.settings.instance_id)
+        return f"{iid}/{secrets.token_hex(8)}" if iid else secrets.token_hex(8)
 
     def now(self) -> float:
         """The pool's clock (epoch seconds); every timestamp it stores comes from here."""
@@ -66,47 +90,65 @@ class TokenPool:
         exclude: Collection[str] = (),
         sticky_key: str | None = None,
         model: str = "",
+        wait: float | None = None,
     ) -> Lease:
         """Pick an account and reserve a slot and ``cost`` quota units on it (one store command).
 
         Eligible: enabled, not invalid, not cooling, tier ≥ ``min_tier`` (or not detected yet), quota in ``mode``
         ≥ ``cost`` or unknown/stale (then ``needs_refresh``), fewer leases than its concurrency cap. Preference:
         the ``sticky_key``'s last account, then fresh quota before needs-refresh, most remaining first, random
-        among equals. ``model`` only makes the ``NoAccountAvailable`` message clearer.
+        among equals. ``model`` names the request in the ``NoAccountAvailable`` message and in the usage counters
+        of a lease that is never settled.
 
-        The lease expires after ``settings.lease_ttl``: if this instance dies before ``settle``, the next lease
-        script to look at the account drops it and the slot is free again. Its reserved quota is *not* refunded,
-        because upstream may well have charged the request; the next quota refresh corrects any difference.
+        When accounts that could serve are only busy (at their cap), the call waits for a slot up to ``wait``
+        seconds (default ``settings.lease_wait``; 0 = no wait), polling with a backoff of 50 ms doubling to 1 s
+        (jittered): one store command per poll. Cooling, invalid or out-of-quota accounts are never waited for.
+
+        The lease expires ``settings.lease_ttl`` seconds after it was taken unless ``renew`` extends it (see
+        ``Lease.renew_at``): if this instance dies before ``settle``, the next lease script drops it, frees the
+        slot and counts the request. Its reserved quota is *not* refunded, because upstream may well have charged
+        the request; the next quota refresh corrects any difference. With ``settings.instance_id`` set, a
+        restarted instance frees its previous run's leases at once (``reclaim_instance``).
         """
         if mode not in QUOTA_KINDS:
             raise ValueError(f"unknown quota mode {mode!r}")
         if min_tier not in TIER_RANK:
             raise ValueError(f"unknown tier {min_tier!r}")
-        now = self._clock()
-        lease_id = secrets.token_hex(8)
-        args: list[str | int | float] = [
-            self.keys.account_prefix,
-            _fmt(now),
-            mode,
-            TIER_RANK[min_tier],
-            cost,
-            self.settings.account_concurrency,
-            _fmt(self.settings.lease_ttl),
-            _fmt(self.settings.quota_stale_after),
-            self._random.randint(1, 2**31 - 2),
-            lease_id,
-            "1" if sticky_key else "0",
-            *exclude,
-        ]
-        sticky = (
-            self.keys.sticky(sticky_key) if sticky_key else self.keys.ids
-        )  # KEYS[2] is unread without one
-        reply = await self.store.run(script("lease"), [self.keys.ids, sticky], args)
-        if reply[0] != "ok":
+        budget = self.settings.lease_wait if wait is None else max(wait, 0.0)
+        deadline = time.monotonic() + budget  # the wait is wall time, whatever the pool's clock says
+        delay = _WAIT_FIRST
+        lease_id = self._new_lease_id()
+        model = _clean_model(model)
+        reindexed = False
+        while True:
+            now = self._clock()
+            args: list[str | int | float] = [
+                *self._context(now),
+                mode,
+                TIER_RANK[min_tier],
+                cost,
+                _fmt(self.settings.lease_ttl),
+                lease_id,
+                model,
+                self.keys.sticky(sticky_key) if sticky_key else "",
+                *exclude,
+            ]
+            reply = await self.store.run(script("lease"), [self.keys.ids], args)
+            if reply[0] == "ok":
+                break
+            if reply[0] == "reindex" and not reindexed:  # a pool written before the index existed
+                await self.reindex()
+                reindexed = True
+                continue
             why = dict(zip(reply[1::2], reply[2::2], strict=True))
+            left = deadline - time.monotonic()
+            if int(float(why.get("busy") or 0)) > 0 and left > 0:
+                await asyncio.sleep(min(delay * (0.5 + self._random.random()), left))
+                delay = min(delay * 2, _WAIT_MAX)
+                continue
             message, retry_after = _explain(why, mode=mode, min_tier=min_tier, model=model, now=now)
             raise NoAccountAvailable(message, retry_after=retry_after)
-        _, account, stored, scheme, tier, reserved, remaining, refresh = reply
+        _, account, stored, scheme, tier, reserved, remaining, refresh, expires = reply
         try:
             token = self.cipher.decrypt(stored, scheme, account)
         except TokenDecryptError:  # give the slot and the quota back before reporting the key problem
@@ -115,11 +157,13 @@ class TokenPool:
                 Outcome.cancelled(),
                 mode=mode,
                 lease_id=lease_id,
+                member=_member(account, lease_id, model),
                 cost=cost,
                 reserved=int(reserved),
                 started_at=now,
             )
             raise
+        ttl = self.settings.lease_ttl
         return Lease(
             lease_id=lease_id,
             account_id=account,
@@ -132,7 +176,56 @@ class TokenPool:
             reserved=int(reserved),
             started_at=now,
             sticky_key=sticky_key,
+            model=model,
+            expires_at=float(expires),
+            renew_at=now + ttl / 2,
         )
+
+    async def renew(self, lease: Lease) -> bool:
+        """Extend a live lease to ``settings.lease_ttl`` from now (one store command), for a stream that runs
+        long. Call it when ``time.time() >= lease.renew_at``; on success it moves ``lease.renew_at`` and
+        ``lease.expires_at`` forward. False when the lease is gone (it expired or was reclaimed, so its slot may
+        be someone else's by now): finish the request anyway, its ``settle`` counts nothing twice."""
+        now = self._clock()
+        ttl = self.settings.lease_ttl
+        args = [
+            *self._context(now),
+            lease.account_id,
+            lease.lease_id,
+            _member(lease.account_id, lease.lease_id, lease.model),
+            _fmt(ttl),
+        ]
+        expires = await self.store.run(script("renew"), [self.keys.leases(lease.account_id)], args)
+        if not expires:
+            return False
+        lease.expires_at = float(expires)
+        lease.renew_at = now + ttl / 2
+        return True
+
+    async def reclaim_instance(self) -> int:
+        """Free every lease the previous run of this ``settings.instance_id`` left behind (it was killed or
+        crashed before settling) and return how many (one store command; 0 without an instance id). Call it once
+        at start-up, before serving. Each freed lease counts as a request in the usage counters; its reserved
+        quota stays spent, since upstream most likely charged it."""
+        iid = _instance(self.settings.instance_id)
+        if not iid:
+            return 0
+        return int(await self.store.run(script("reclaim"), [], [*self._context(self._clock()), iid]))
+
+    async def reindex(self, *, batch: int = 500) -> int:
+        """Build the lease index for every account (pools written before it existed; also a safe repair, since
+        every script keeps it up to date). A few commands per ``batch`` accounts; returns how many."""
+        migrate = "0" if await self.store.call("EXISTS", self.keys.index_version) else "1"
+        cursor, total = 0, 0
+        while True:
+            args = [*self._context(self._clock()), cursor, batch, migrate]
+            next_cursor, done = await self.store.run(script("reindex"), [self.keys.ids], args)
+            total += int(done)
+            cursor = int(next_cursor)
+            if cursor == 0:
+                break
+        await self.store.call("SET", self.keys.index_version, "1")
+        return total
 
     async def settle(self, lease: Lease, outcome: Outcome) -> None:
         """Release the lease, true up quota, count usage and apply the failure rules (one store command).
@@ -156,6 +249,7 @@ class TokenPool:
             started_at=lease.started_at,
             sticky_key=lease.sticky_key,
             token=lease.token,
+            member=_member(lease.account_id, lease.lease_id, lease.model),
         )
 
     async def record_failure(self, account_id: str, failure: UpstreamError, *, mode: str = "auto") -> None:
@@ -174,6 +268,7 @@ class TokenPool:
         started_at: float = 0.0,
         sticky_key: str | None = None,
         token: str = "",
+        member: str = "",
         count_usage: bool = True,
     ) -> list[str]:
         now = self._clock()
@@ -182,7 +277,7 @@ class TokenPool:
         windows = dict(outcome.quota or {})
         s = self.settings
         args: list[str | int | float] = [
-            _fmt(now),
+            *self._context(now, count_usage=count_usage),
             lease_id,
             mode,
             reserved,
@@ -193,14 +288,13 @@ class TokenPool:
             _clean_message(failure.message if failure else "", token),
             _fmt(failure.retry_after) if failure and failure.retry_after is not None else "",
             "1" if failure and failure.quota_exhausted else "0",
-            outcome.model,
+            _clean_model(outcome.model),
             max(outcome.prompt_tokens, 0),
             max(outcome.completion_tokens, 0),
             _fmt(max(outcome.latency_ms, 0.0)),
             account_id,
             "1" if sticky_key and outcome.ok else "0",
             max(int(s.sticky_ttl), 1),
-            s.usage_retention_days * 86400 if count_usage else 0,
             _fmt(s.rate_limit_cooldown),
             _fmt(s.exhausted_cooldown),
             _fmt(s.failure_backoff_base),
@@ -208,6 +302,7 @@ class TokenPool:
             s.invalid_after_unauthorized,
             s.invalid_after_blocked,
             detect_tier(windows) or "",
+            member,
             *_window_args(windows),
         ]
         keys = [
@@ -230,7 +325,12 @@ class TokenPool:
         """Store refreshed windows (one command), re-detect the tier from the chat windows. A mode back above
         zero is usable again at once. False when the account does not exist."""
         merged = {**windows, **(media or {})}
-        args = [_fmt(self._clock()), detect_tier(windows) or "", *_window_args(merged)]
+        args = [
+            *self._context(self._clock()),
+            account_id,
+            detect_tier(windows) or "",
+            *_window_args(merged),
+        ]
         return bool(await self.store.run(script("update_quota"), [self.keys.account(account_id)], args))
 
     async def stale_accounts(
@@ -275,7 +375,7 @@ class TokenPool:
                 usable.append(item)
         base_tags = clean_tags(tags)
         for chunk in batched(usable, _IMPORT_BATCH):
-            args: list[str | int | float] = [self.keys.account_prefix, _fmt(self._clock())]
+            args: list[str | int | float] = [*self._context(self._clock())]
             for item in chunk:
                 aid = item.account_id or ""
                 args += [
@@ -302,15 +402,50 @@ class TokenPool:
     async def list(
         self, *, tier: str | None = None, status: str | None = None, tag: str | None = None
     ) -> list[Account]:
-        """Accounts in import order, optionally filtered (status: active | cooling | invalid | disabled)."""
-        accounts = await self._read(None)
-        return [
-            a
-            for a in accounts
-            if (tier is None or a.tier == tier)
-            and (status is None or a.status.state == status)
-            and (tag is None or tag in a.tags)
+        """Every account in import order, optionally filtered (status: active | cooling | invalid | disabled).
+        Reads the whole pool page by page: the admin API serves ``page`` instead."""
+        accounts: list[Account] = []
+        cursor = 0
+        while True:
+            page = await self.page(cursor=cursor, limit=_PAGE_MAX, tier=tier, status=status, tag=tag)
+            accounts += page.accounts
+            if page.next_cursor is None:
+                return accounts
+            cursor = page.next_cursor
+
+    async def page(
+        self,
+        *,
+        cursor: int = 0,
+        limit: int = 100,
+        tier: str | None = None,
+        status: str | None = None,
+        tag: str | None = None,
+    ) -> AccountPage:
+        """Up to ``limit`` accounts in import order after ``cursor`` (0 = from the start), filtered like ``list``
+        (one store command, looking at no more than ``10 × limit`` accounts: a page may hold fewer than
+        ``limit`` even though more follow). ``next_cursor`` is None at the end. ``total`` counts every account
+        matching the filter, when the index can tell without a scan (no filter, or tier or status alone)."""
+        limit = max(1, min(limit, _PAGE_MAX))
+        args = [
+            *self._context(self._clock()),
+            cursor,
+            limit,
+            limit * 10,
+            tier or "",
+            status or "",
+            json.dumps(tag) if tag else "",
         ]
+        reply = await self.store.run(script("page"), [self.keys.ids], args)
+        now = self._clock()
+        accounts = [
+            Account.from_fields(aid, dict(zip(flat[::2], flat[1::2], strict=True)), int(n), now)
+            for aid, n, flat in reply[2:]
+        ]
+        if tag:  # the script matches the JSON text; be exact here
+            accounts = [a for a in accounts if tag in a.tags]
+        next_cursor = int(reply[0]) or None
+        return AccountPage(accounts, next_cursor, int(reply[1]) if reply[1] != "" else None)
 
     async def summary(self) -> PoolSummary:
         accounts = await self._read(None)
@@ -356,7 +491,8 @@ class TokenPool:
         ids = list(ids)
         if not ids:
             return 0
-        return int(await self.store.run(script("delete"), [self.keys.ids], [self.keys.account_prefix, *ids]))
+        args = [*self._context(self._clock()), *ids]
+        return int(await self.store.run(script("delete"), [self.keys.ids], args))
 
     async def set_enabled(self, ids: Iterable[str], enabled: bool) -> int:
         """Disable, or enable. Enabling is the admin's "try it again": it also clears invalid, cooldown and strikes."""
@@ -413,7 +549,7 @@ class TokenPool:
     async def _rows(
         self, ids: Sequence[str] | None, *, with_token: bool
     ) -> list[tuple[str, int, dict[str, str]]]:
-        if ids is None:
+        if ids is None:  # every account (export, summary): ids first, then their hashes in batches
             ids = await self.store.call("ZRANGE", self.keys.ids, 0, -1)
         now = _fmt(self._clock())
         rows: list[tuple[str, int, dict[str, str]]] = []
@@ -429,8 +565,22 @@ class TokenPool:
             return 0
         pairs = [item for kv in fields.items() for item in kv]
         return int(
-            await self.store.run(script("edit"), [], [self.keys.account_prefix, len(ids), *ids, *pairs])
+            await self.store.run(script("edit"), [], [*self._context(self._clock()), len(ids), *ids, *pairs])
         )
+
+
+def _instance(instance_id: str | None) -> str:
+    """INSTANCE_ID as it appears in lease ids: no separators of the lease members, bounded."""
+    return _UNSAFE.sub("_", instance_id or "")[:64]
+
+
+def _clean_model(model: str) -> str:
+    return _UNSAFE.sub("_", model)[:100]
+
+
+def _member(account_id: str, lease_id: str, model: str) -> str:
+    """A lease's entry in pool:leases / pool:inst:<id> (common.lua parses it back)."""
+    return f"{account_id}|{lease_id}|{model}"
 
 
 def batched(items: Iterable[Any], size: int) -> Iterable[tuple[Any, ...]]:

@@ -71,10 +71,11 @@ async def store(open_store: Callable[[], Store]) -> Store:
 
 @pytest.fixture
 def make_pool(open_store: Callable[[], Store], clock: Clock) -> Callable[..., TokenPool]:
-    """``make_pool(**settings)``: a pool on a fresh Store (its own connection), sharing the test clock."""
+    """``make_pool(**settings)``: a pool on a fresh Store (its own connection), sharing the test clock.
+    ``lease_wait`` defaults to 0 here (refuse at once when busy); the waiting tests set it."""
 
     def make(store: Store | None = None, **settings: object) -> TokenPool:
-        return TokenPool(store or open_store(), Settings(**settings), clock=clock)
+        return TokenPool(store or open_store(), Settings(**{"lease_wait": 0, **settings}), clock=clock)
 
     return make
 

@@ -259,7 +259,7 @@ async def test_undecryptable_token_releases_the_lease(make_pool, store) -> None:
 async def test_a_quota_refresh_has_the_account_to_itself(make_pool, clock) -> None:
     """Refreshed windows are stored as the truth at settle, so no other request may be in flight beside the
     refreshing one — otherwise two refreshes reading the same N would both store N - 1 (a lost charge)."""
-    pool = make_pool(quota_stale_after=60.0)  # stale well before a lease expires (LEASE_TTL 330 s)
+    pool = make_pool(quota_stale_after=10.0)  # stale well before a lease expires (LEASE_TTL 30 s)
     (account,) = await add_accounts(pool, 1)
     await pool.set_concurrency(account, 2)
     refreshing = await pool.lease(mode="fast", min_tier="basic")

@@ -1,142 +1,190 @@
--- Pick an account for one request and reserve a slot and quota on it, atomically.
--- KEYS[1] pool:ids   KEYS[2] sticky key (read only when ARGV[11] == '1')
--- ARGV: 1 acct: prefix, 2 now, 3 mode, 4 min tier rank, 5 cost, 6 default cap, 7 lease ttl, 8 stale after,
---       9 random seed, 10 lease id, 11 use sticky, 12.. excluded account ids
--- Reply: {'ok', id, token, enc, tier, reserved, remaining after ('' = unknown), needs_refresh '1'|'0'}
---    or  {'none', k1, v1, k2, v2, ...} counts and times explaining why nothing was eligible.
-local prefix, now, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local min_rank, cost, default_cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local ttl, stale_after, seed, lease_id = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
-local excluded = {}
-for i = 12, #ARGV do excluded[ARGV[i]] = true end
-
-local RANK = {basic = 0, super = 1, heavy = 2}
+-- Pick an account for one request and reserve a slot and quota on it, atomically, from the index (common.lua):
+-- O(log N) in the pool size, whatever the number of accounts.
+-- ARGV: 1..8 context, 9 mode, 10 min tier rank, 11 cost, 12 lease ttl, 13 lease id, 14 model,
+--       15 sticky key ('' = none), 16.. excluded account ids
+-- Reply: {'ok', id, token, enc, tier, reserved, remaining after ('' = unknown), needs_refresh '1'|'0', expires at}
+--    or  {'none', k1, v1, k2, v2, ...} counts and times explaining why nothing was eligible (from the index:
+--        exact for the reasons that decide, see _explain), or {'reindex'} when the index was never built.
+local mode, min_rank, cost, ttl = ARGV[9], tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local lease_id, model, sticky_key = ARGV[13], ARGV[14], ARGV[15]
+local excluded, n_excluded = {}, 0
+for i = 16, #ARGV do
+  excluded[ARGV[i]] = true
+  n_excluded = n_excluded + 1
+end
 local q = 'q:' .. mode .. ':'
-local UNKNOWN_SCORE = 1e12 -- never-measured quota sorts first among the needs-refresh accounts
 
--- Park-Miller generator seeded by the caller: Redis seeds math.random identically on every call.
-local function rand()
-  seed = (seed * 16807) % 2147483647
-  return seed
-end
+if redis.call('EXISTS', X .. 'ixv') == 0 and redis.call('ZCARD', X .. 'ids') > 0 then return {'reindex'} end
+sweep(mode)
 
-local why = {total = 0, disabled = 0, invalid = 0, tier_low = 0, excluded = 0, cooling = 0, exhausted = 0, busy = 0}
-local cool_until, cool_reason, exhausted_until = nil, '', nil
-local candidates = {}
-
-local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
-for _, id in ipairs(ids) do
-  local f = redis.call('HMGET', prefix .. id, 'tier', 'enabled', 'state', 'reason', 'until', 'concurrency',
-    q .. 'rem', q .. 'tot', q .. 'reset', q .. 'at')
-  if f[1] then -- a missing hash is an account deleted under our feet
-    why.total = why.total + 1
-    local rank = RANK[f[1]] -- nil: tier not detected yet
-    local until_ts = num(f[5], 0)
-    if f[2] == '0' then
-      why.disabled = why.disabled + 1
-    elseif f[3] == 'invalid' then
-      why.invalid = why.invalid + 1
-    elseif rank ~= nil and rank < min_rank then
-      why.tier_low = why.tier_low + 1
-    elseif excluded[id] then
-      why.excluded = why.excluded + 1
-    elseif f[3] == 'cooling' and until_ts > now then
-      why.cooling = why.cooling + 1
-      if cool_until == nil or until_ts < cool_until then cool_until, cool_reason = until_ts, f[4] or '' end
-    else
-      local rem, tot, reset, at = num(f[7]), num(f[8]), num(f[9]), num(f[10])
-      local fresh = at ~= nil and now - at < stale_after
-      local usable, refresh, score = true, not fresh, rem
-      if rem == nil then
-        refresh, score = true, UNKNOWN_SCORE
-      elseif rem < cost then
-        if reset ~= nil and reset <= now then
-          score = tot or cost -- the window has reset since we last looked
-          refresh = true
-        elseif reset ~= nil or fresh then
-          usable = false
-          local back = reset or (at + stale_after)
-          if exhausted_until == nil or back < exhausted_until then exhausted_until = back end
-        end -- stale and no reset time known: probe it, flagged for refresh
-      end
-      if usable then
-        -- An undetected tier sorts late but does not force a refresh once the quota is fresh: asking again
-        -- would not reveal it, and a refresh needs the account to itself (see attempt).
-        candidates[#candidates + 1] = {
-          id = id, score = score, refresh = refresh, late = refresh or rank == nil, tie = rand(),
-          cap = num(f[6], default_cap), rem = rem, tot = tot, reset = reset,
-          cooled = f[3] == 'cooling',
-        }
-      else
-        why.exhausted = why.exhausted + 1
-      end
-    end
-  end
-end
-
--- Fresh quota before needs-refresh, most remaining first, random among equals; the sticky account goes first.
-local function before(a, b)
-  if a.late ~= b.late then return not a.late end
-  if a.score ~= b.score then return a.score > b.score end
-  return a.tie > b.tie
-end
-
--- Take a slot on c if it has one free: reply, or nil when it is busy.
-local function attempt(c)
-  local akey, lkey = prefix .. c.id, prefix .. c.id .. ':leases'
-  c.tried = true
-  -- Leases of dead instances expire here; their reserved quota is kept, since upstream may have charged it.
-  redis.call('ZREMRANGEBYSCORE', lkey, '-inf', now)
-  local live = redis.call('ZCARD', lkey)
-  -- A quota refresh must see the account idle: its answer is stored as the truth at settle, so any request
-  -- in flight beside it would be counted twice or not at all. While a refreshing lease is live, the account
-  -- is busy; a refresh is only granted on an idle account, else a known (if stale) quota is simply reserved.
-  local refreshing = redis.call('HGET', akey, 'refreshing')
-  local refresh = c.refresh
-  if refresh and live > 0 then
-    if c.rem == nil then live = c.cap else refresh = false end
-  end
-  if live >= c.cap or (refreshing and refreshing ~= '' and redis.call('ZSCORE', lkey, refreshing)) then
-    why.busy = why.busy + 1
+-- Check c against the account itself (the index can lag behind time, e.g. a cooldown that just started
+-- elsewhere is already in the hash) and take a slot: reply, or nil. A disagreement re-syncs the account.
+local function attempt(id, indexed)
+  if excluded[id] then return nil end
+  local akey, lkey = A .. id, A .. id .. ':leases'
+  local f = redis.call('HMGET', akey, 'tier', 'enabled', 'state', 'until', 'concurrency', q .. 'rem', q .. 'tot',
+    q .. 'reset', q .. 'at', 'refreshing')
+  local function skip()
+    if indexed then sync(id) end
     return nil
   end
+  if not f[2] then return skip() end -- deleted under our feet
+  local rank = RANK[f[1]]
+  if f[2] == '0' or f[3] == 'invalid' or (rank ~= nil and rank < min_rank)
+      or (f[3] == 'cooling' and num(f[4], 0) > NOW) then
+    return skip()
+  end
+  local rem, tot, reset, at = num(f[6]), num(f[7]), num(f[8]), num(f[9])
+  local fresh = at ~= nil and NOW - at < STALE
+  local refresh = not fresh
+  if rem == nil then
+    refresh = true
+  elseif rem < cost then
+    if reset ~= nil and reset <= NOW then
+      refresh = true -- the window has reset since we last looked
+    elseif reset ~= nil or fresh then
+      return skip() -- out of quota (until the reset, or until a refresh could show more)
+    end -- stale and no reset time known: probe it, flagged for refresh
+  end
+  -- A quota refresh must see the account idle: its answer is stored as the truth at settle, so any request in
+  -- flight beside it would be counted twice or not at all. While a refreshing lease is live the account is
+  -- busy; a refresh is only granted on an idle account, else a known (if stale) quota is simply reserved.
+  local live = redis.call('ZCOUNT', lkey, '(' .. fmt(NOW), '+inf')
+  if refresh and live > 0 then
+    if rem == nil then return skip() end
+    refresh = false
+  end
+  local refreshing = f[10]
+  if live >= num(f[5], CAP)
+      or (refreshing and refreshing ~= '' and num(redis.call('ZSCORE', lkey, refreshing), 0) > NOW) then
+    return skip()
+  end
+  local expires = NOW + ttl
   redis.call('HSET', akey, 'refreshing', refresh and lease_id or '')
-  redis.call('ZADD', lkey, now + ttl, lease_id)
+  redis.call('ZADD', lkey, expires, lease_id)
   redis.call('EXPIRE', lkey, math.ceil(ttl) + 60)
+  local member = lease_member(id, lease_id, model)
+  redis.call('ZADD', LEASES, expires, member)
+  local iid = instance_of(lease_id)
+  if iid then redis.call('SADD', instk(iid), member) end
   local reserved, remaining = 0, ''
-  if c.rem ~= nil then
-    local base = c.rem
-    if base < cost and c.reset ~= nil and c.reset <= now and c.tot ~= nil then base = c.tot end
+  if rem ~= nil then
+    local base = rem
+    if base < cost and reset ~= nil and reset <= NOW and tot ~= nil then base = tot end
     local after = math.max(base - cost, 0)
     reserved, remaining = base - after, fmt(after)
     redis.call('HSET', akey, q .. 'rem', remaining)
-    if c.reset ~= nil and c.reset <= now then redis.call('HSET', akey, q .. 'reset', '') end
+    if reset ~= nil and reset <= NOW then redis.call('HSET', akey, q .. 'reset', '') end
   end
-  if c.cooled then redis.call('HSET', akey, 'state', 'active', 'reason', '', 'until', '') end
+  if f[3] == 'cooling' then redis.call('HSET', akey, 'state', 'active', 'reason', '', 'until', '') end
+  sync(id)
   local t = redis.call('HMGET', akey, 'token', 'enc', 'tier')
-  return {'ok', c.id, t[1], t[2] or 'none', t[3] or 'unknown', fmt(reserved), remaining, refresh and '1' or '0'}
+  return {'ok', id, t[1], t[2] or 'none', t[3] or 'unknown', fmt(reserved), remaining, refresh and '1' or '0',
+    fmt(expires)}
 end
 
--- Usually the sticky or the best account is free: find those in one pass, and sort only when they are busy.
-local sticky_id = ARGV[11] == '1' and redis.call('GET', KEYS[2]) or nil
-local sticky, best = nil, nil
-for _, c in ipairs(candidates) do
-  if c.id == sticky_id then sticky = c end
-  if best == nil or before(c, best) then best = c end
-end
-for _, c in ipairs({sticky or best, best}) do
-  if not c.tried then
-    local reply = attempt(c)
+-- The conversation's last account first, if it can serve.
+if sticky_key ~= '' then
+  local sticky = redis.call('GET', sticky_key)
+  if sticky then
+    local reply = attempt(sticky, false)
     if reply then return reply end
   end
 end
-if why.busy < #candidates then
-  table.sort(candidates, before)
-  for _, c in ipairs(candidates) do
-    if not c.tried then
-      local reply = attempt(c)
-      if reply then return reply end
+
+-- Then from the index: fresh quota on a tier >= min (most remaining first), then everything that needs a
+-- refresh or has no tier yet (unknown quota first, then most remaining). Each source is read best-first in
+-- small pages; the excluded accounts are the only ones expected to be skipped.
+local function source(tier, region)
+  local key = ix(mode, tier)
+  if region == 'fresh' then
+    return {key = key, max = FRESH_TOP, min = cost, late = tier == 'unknown', shift = 0}
+  end
+  return {key = key, max = LATE_TOP, min = LATE_BASE, late = true, shift = 2e12}
+end
+local sources = {}
+for _, tier in ipairs(TIERS) do
+  if tier == 'unknown' or RANK[tier] >= min_rank then
+    sources[#sources + 1] = source(tier, 'fresh')
+    sources[#sources + 1] = source(tier, 'late')
+  end
+end
+local page, offset = n_excluded + 8, 0
+for _ = 1, 4 do
+  local candidates, more = {}, false
+  for _, s in ipairs(sources) do
+    local got = redis.call('ZREVRANGEBYSCORE', s.key, s.max, s.min, 'WITHSCORES', 'LIMIT', offset, page)
+    if #got >= page * 2 then more = true end
+    for i = 1, #got, 2 do
+      candidates[#candidates + 1] = {id = got[i], late = s.late, score = tonumber(got[i + 1]) + s.shift}
     end
+  end
+  table.sort(candidates, function(a, b)
+    if a.late ~= b.late then return not a.late end
+    return a.score > b.score
+  end)
+  -- Random among equals: the best candidate's group (same integer part of the score, same class) may be far
+  -- larger than a page, so draw one member of the whole group by rank, O(log N), and try it first.
+  local best = candidates[1]
+  if best and offset == 0 then
+    local g = math.floor(best.score)
+    local spans, n = {}, 0
+    for _, s in ipairs(sources) do
+      if s.late == best.late then
+        local lo, hi = fmt(g - s.shift), '(' .. fmt(g + 1 - s.shift)
+        local count = redis.call('ZCOUNT', s.key, lo, hi)
+        if count > 0 then
+          spans[#spans + 1] = {key = s.key, above = redis.call('ZCOUNT', s.key, fmt(g + 1 - s.shift), '+inf'),
+            count = count}
+          n = n + count
+        end
+      end
+    end
+    if n > 1 then
+      local r = rand() % n
+      for _, span in ipairs(spans) do
+        if r < span.count then
+          local pick = redis.call('ZREVRANGE', span.key, span.above + r, span.above + r)[1]
+          if pick then table.insert(candidates, 1, {id = pick}) end
+          break
+        end
+        r = r - span.count
+      end
+    end
+  end
+  for _, c in ipairs(candidates) do
+    local reply = attempt(c.id, true)
+    if reply then return reply end
+  end
+  if not more then break end
+  offset = offset + page
+end
+
+-- Nothing free: explain why from the index's counts, without looking at every account.
+local why = {
+  total = redis.call('ZCARD', X .. 'ids'), disabled = redis.call('SCARD', OFF), invalid = redis.call('SCARD', BAD),
+  cooling = redis.call('ZCOUNT', COOL, '(' .. fmt(NOW), '+inf'), tier_low = 0, excluded = 0, exhausted = 0, busy = 0,
+}
+local eligible = {}
+for _, tier in ipairs(TIERS) do
+  if tier == 'unknown' or RANK[tier] >= min_rank then
+    eligible[tier] = true
+    local w = ixb(mode, tier)
+    why.busy = why.busy + redis.call('ZCOUNT', w, cost, FRESH_TOP) + redis.call('ZCOUNT', w, LATE_BASE, LATE_TOP)
+    -- fresh but fewer units left than this request costs
+    why.exhausted = why.exhausted + redis.call('ZCOUNT', ix(mode, tier), 0, '(' .. cost)
+      + redis.call('ZCOUNT', w, 0, '(' .. cost)
+  else
+    why.tier_low = why.tier_low + redis.call('ZCARD', ix(mode, tier)) + redis.call('ZCARD', ixb(mode, tier))
+  end
+end
+why.exhausted = why.exhausted + redis.call('ZCARD', exk(mode))
+for id in pairs(excluded) do
+  local tier = redis.call('HGET', A .. id, 'ixt')
+  if tier and eligible[tier] then
+    local ready, waiting = redis.call('ZSCORE', ix(mode, tier), id), redis.call('ZSCORE', ixb(mode, tier), id)
+    if ready or waiting then why.excluded = why.excluded + 1 end
+    if waiting and (tonumber(waiting) >= cost or tonumber(waiting) < -1e12) then why.busy = why.busy - 1 end
   end
 end
 
@@ -145,10 +193,25 @@ for k, v in pairs(why) do
   reply[#reply + 1] = k
   reply[#reply + 1] = fmt(v)
 end
-for k, v in pairs({cool_until = cool_until, exhausted_until = exhausted_until}) do
-  reply[#reply + 1] = k
-  reply[#reply + 1] = fmt(v)
+local first = redis.call('ZRANGEBYSCORE', COOL, '(' .. fmt(NOW), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+if #first > 0 then
+  reply[#reply + 1] = 'cool_until'
+  reply[#reply + 1] = first[2]
+  reply[#reply + 1] = 'cool_reason'
+  reply[#reply + 1] = redis.call('HGET', A .. first[1], 'reason') or ''
 end
-reply[#reply + 1] = 'cool_reason'
-reply[#reply + 1] = cool_reason
+local back = nil
+local out = redis.call('ZRANGE', exk(mode), 0, 0, 'WITHSCORES')
+if #out > 0 then back = tonumber(out[2]) end
+for tier in pairs(eligible) do -- fresh and short: back when the quota turns stale and can be probed
+  local low = redis.call('ZRANGEBYSCORE', ix(mode, tier), 0, '(' .. cost, 'LIMIT', 0, 1)
+  if #low > 0 then
+    local at = num(redis.call('HGET', A .. low[1], q .. 'at'))
+    if at and (back == nil or at + STALE < back) then back = at + STALE end
+  end
+end
+if back then
+  reply[#reply + 1] = 'exhausted_until'
+  reply[#reply + 1] = fmt(back)
+end
 return reply
