@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -28,6 +30,8 @@ from core.grok.classify import classify
 from core.grok.events import Event
 from core.grok.parse import JsonStreamDecoder, is_terminal_mgw, parse_mgw_event, parse_rest_object
 from core.settings import Settings
+
+log = logging.getLogger("grok2api")
 
 DEVICE_ENV = {
     "darkModeEnabled": False,
@@ -411,7 +415,7 @@ class GrokClient:
                         FailureKind.TIMEOUT, f"grok.com stream stalled for {settings.stream_idle_timeout:g}s"
                     ) from None
                 except CurlError as exc:
-                    raise UpstreamError(FailureKind.STREAM, f"grok.com closed the mgw WebSocket: {exc}") from None
+                    raise UpstreamError(FailureKind.STREAM, _plain(exc, "mgw WebSocket", mid_answer=True)) from None
                 if flags & CurlWsFlag.CLOSE:
                     raise UpstreamError(FailureKind.STREAM, "grok.com closed the mgw WebSocket before the turn ended")
                 if not flags & (CurlWsFlag.TEXT | CurlWsFlag.BINARY):
@@ -468,7 +472,7 @@ async def _next_chunk(chunks: AsyncIterator[bytes], idle: float, deadline: float
     except TimeoutError:
         raise UpstreamError(FailureKind.TIMEOUT, f"grok.com stream stalled for {idle:g}s") from None
     except CurlError as exc:
-        raise UpstreamError(FailureKind.STREAM, f"grok.com stream broke: {exc}") from None
+        raise UpstreamError(FailureKind.STREAM, _plain(exc, "chat stream", mid_answer=True)) from None
 
 
 async def _read_capped(response: Any, limit: int = 65536) -> str:
@@ -493,11 +497,56 @@ def _json_body(response: Any, what: str) -> dict[str, Any]:
     return data
 
 
+# libcurl error codes (CURLE_*) as plain reasons. The raw "curl: (18) ..." text names hosts, proxies and
+# libcurl internals: it goes to the server log only (see ``_plain``).
+_CURL_REASONS = {
+    5: "the proxy's address did not resolve",
+    6: "its address did not resolve",
+    7: "the connection failed or was refused",
+    16: "the HTTP/2 connection failed",
+    35: "the TLS handshake failed",
+    47: "it redirected too many times",
+    52: "it closed the connection without answering",
+    55: "the connection broke while sending",
+    56: "the connection broke while receiving",
+    60: "its TLS certificate was not accepted",
+    97: "the proxy refused the connection",
+}
+_CLOSED_MID_ANSWER = {18, 52, 55, 56}  # partial body, empty reply, send/recv failure
+_CURL_CODE = re.compile(r"curl: \((\d+)\)")
+
+
+def _curl_code(exc: BaseException) -> int:
+    code = getattr(exc, "code", 0)
+    if isinstance(code, int) and code:
+        return int(code)
+    found = _CURL_CODE.search(str(exc))
+    return int(found.group(1)) if found else 0
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return _curl_code(exc) == 28 or "timed out" in str(exc).lower() or "timeout" in type(exc).__name__.lower()
+
+
+def _plain(exc: BaseException, what: str, *, mid_answer: bool = False) -> str:
+    """A sentence for the client about a failed transfer; the raw libcurl text is logged, never shown."""
+    log.warning("grok.com %s failed: %s: %s", what, type(exc).__name__, exc)
+    code = _curl_code(exc)
+    if _is_timeout(exc):
+        connecting = "connect" in str(exc).lower() or "connecttimeout" in type(exc).__name__.lower()
+        return "timed out connecting to grok.com" if connecting else "timed out waiting for grok.com"
+    if mid_answer:
+        if code == 92:
+            return "grok.com reset the HTTP/2 stream mid-answer"
+        if code in _CLOSED_MID_ANSWER:
+            return "grok.com closed the connection mid-answer"
+        return "the connection to grok.com broke mid-answer"
+    return f"could not reach grok.com: {_CURL_REASONS.get(code, 'network error')}"
+
+
 def _network_error(exc: Exception, what: str) -> UpstreamError:
-    text = str(exc)
-    if "timed out" in text.lower() or "timeout" in type(exc).__name__.lower():
-        return UpstreamError(FailureKind.TIMEOUT, f"grok.com {what} timed out: {text[:200]}")
-    return UpstreamError(FailureKind.NETWORK, f"could not reach grok.com for {what}: {text[:200]}")
+    kind = FailureKind.TIMEOUT if _is_timeout(exc) else FailureKind.NETWORK
+    return UpstreamError(kind, f"{_plain(exc, what)} (during {what})")
 
 
 def _ws_handshake_error(exc: Exception) -> UpstreamError:
@@ -505,7 +554,8 @@ def _ws_handshake_error(exc: Exception) -> UpstreamError:
     for status in (401, 403, 429):
         if str(status) in text:
             kind = {401: FailureKind.UNAUTHORIZED, 403: FailureKind.CLOUDFLARE, 429: FailureKind.RATE_LIMITED}[status]
-            return UpstreamError(kind, f"mgw WebSocket handshake refused ({status}): {text[:200]}",
+            log.warning("grok.com mgw WebSocket handshake refused: %s", text)
+            return UpstreamError(kind, f"grok.com refused the mgw WebSocket handshake ({status})",
                                  upstream_status=status)
     return _network_error(exc, "mgw WebSocket")
 
