@@ -96,6 +96,8 @@ def load_app() -> ASGIApp:
 #   LOG_LEVEL (info), ACCESS_LOG (true), FORWARDED_ALLOW_IPS (read by uvicorn itself: the proxies whose
 #   X-Forwarded-* headers are believed, 127.0.0.1 by default).
 
+CONTAINER_VARIABLES = ("PORT", "HOST", "GRACEFUL_SHUTDOWN", "LOG_FORMAT", "LOG_LEVEL", "ACCESS_LOG",
+                       "FORWARDED_ALLOW_IPS")
 DEFAULT_PORT = 8000
 DEFAULT_GRACE = 25.0
 STORE_REQUIRED = (
