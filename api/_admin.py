@@ -13,7 +13,7 @@ from dataclasses import asdict
 from email.parser import BytesParser
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -112,10 +112,35 @@ async def import_tokens(request: Request, gw: Gateway = Depends(gateway)) -> dic
 
 @router.get("/tokens")
 async def list_tokens(
-    tier: str | None = None, status: str | None = None, tag: str | None = None, gw: Gateway = Depends(gateway)
+    tier: str | None = None,
+    status: str | None = None,
+    tag: str | None = None,
+    cursor: str | None = Query(None, description="`next_cursor` of the previous page; omitted = first page"),
+    limit: int = Query(100, ge=1, le=1000),
+    gw: Gateway = Depends(gateway),
 ) -> dict[str, Any]:
-    accounts = await gw.pool.list(tier=tier, status=status, tag=tag)
-    return {"object": "list", "data": [_account(a) for a in accounts], "summary": asdict(await gw.pool.summary())}
+    """One page of accounts in import order. ``next_cursor`` (null at the end) fetches the next; ``total`` counts
+    the accounts matching the filter (null for a tag filter or tier + status together). The first page also
+    carries the pool summary."""
+    start = _cursor(cursor)
+    page = await gw.pool.page(cursor=start, limit=limit, tier=tier, status=status, tag=tag)
+    body: dict[str, Any] = {
+        "object": "list",
+        "data": [_account(a) for a in page.accounts],
+        "total": page.total,
+        "next_cursor": str(page.next_cursor) if page.next_cursor is not None else None,
+    }
+    if start == 0:
+        body["summary"] = asdict(await gw.pool.summary())
+    return body
+
+
+def _cursor(value: str | None) -> int:
+    if value is None or value == "":
+        return 0
+    if not value.isdigit():
+        raise InvalidRequest("cursor must be a next_cursor value from a previous page", param="cursor")
+    return int(value)
 
 
 @router.get("/tokens/export")

@@ -23,6 +23,17 @@ def create_app(settings: Settings | None = None, *, gateway_factory: Callable[[]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.instance_id:  # a restart of a named instance: free what its previous run left leased
+            log = logging.getLogger("grok2api")
+            try:
+                gateway = await holder.get()
+                freed = await gateway.pool.reclaim_instance()
+                if freed:
+                    log.warning(
+                        "instance %s: freed %d lease(s) left by its previous run", settings.instance_id, freed
+                    )
+            except Exception as exc:  # the store may be down: serve anyway, leases then expire after LEASE_TTL
+                log.warning("instance %s: could not reclaim earlier leases: %s", settings.instance_id, exc)
         yield
         await holder.aclose()
 
