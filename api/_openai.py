@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from api._deps import client_auth, gateway
 from api._errors import sse_error
 from api._openai_schemas import ChatCompletionRequest
-from api._sse import HEARTBEAT, data, with_heartbeats
+from api._sse import HEARTBEAT, EventStream, data, with_heartbeats
 from core.answer import Answer, AnswerBuilder, ContentDelta, ReasoningDelta, estimate_tokens
 from core.catalog import CREATED, ModelSpec
 from core.chat import ChatRequest, ChatStream, stream_error
@@ -61,7 +61,7 @@ async def get_model(model_id: str, gw: Gateway = Depends(gateway)) -> dict[str, 
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, gw: Gateway = Depends(gateway)
-) -> JSONResponse | StreamingResponse:
+) -> JSONResponse | EventStream:
     body.check()
     spec = gw.catalog.resolve(body.model)
     prompt = flatten(body.to_turns())
@@ -71,11 +71,7 @@ async def chat_completions(
     stream = await gw.chat.open(chat_request)
     completion = Completion(gw, body, stream, prompt_tokens=estimate_tokens(prompt.message))
     if body.stream:
-        return StreamingResponse(
-            completion.sse(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return EventStream(completion.sse())
     return JSONResponse(await completion.collect())
 
 
@@ -134,6 +130,9 @@ class Completion:
         try:
             async for event in self.stream.events():
                 if isinstance(event, StreamError):
+                    if not event.fatal:  # a warning (e.g. some search results failed): the answer goes on
+                        log.info("grok.com warning: %s", event.message)
+                        continue
                     raise stream_error(event)
                 saw_end |= isinstance(event, SoftStop | FinalMessage)
                 self.builder.feed(event)
@@ -205,6 +204,9 @@ class Completion:
                     yield HEARTBEAT
                     continue
                 if isinstance(event, StreamError):
+                    if not event.fatal:
+                        log.info("grok.com warning: %s", event.message)
+                        continue
                     raise stream_error(event)
                 saw_end |= isinstance(event, SoftStop | FinalMessage)
                 for chunk in self.delta_chunks(self.builder.feed(event)):

@@ -1,13 +1,46 @@
-"""Server-sent events plumbing: heartbeats while the upstream is silent."""
+"""Server-sent events plumbing: heartbeats while the upstream is silent, and a response that notices at once when
+the client hangs up."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TypeVar
+
+import anyio
+from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 T = TypeVar("T")
 HEARTBEAT = b": keep-alive\n\n"
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class EventStream(StreamingResponse):
+    """``text/event-stream`` that stops producing as soon as the client disconnects.
+
+    Starlette only watches for ``http.disconnect`` on servers older than ASGI 2.4; on newer ones it waits for a
+    write to fail, which while upstream is silent can be a heartbeat interval away. All that time the account's
+    slot stays taken and upstream keeps generating. Watching ``receive`` always ends the body iterator (its
+    ``finally`` settles the lease and closes upstream) the moment the client is gone.
+    """
+
+    def __init__(self, content: AsyncIterator[bytes], headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(content, media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with anyio.create_task_group() as group:
+
+            async def produce() -> None:
+                try:
+                    await self.stream_response(send)
+                except OSError:
+                    pass  # the client went away mid-write: the watcher below ends too
+                group.cancel_scope.cancel()
+
+            group.start_soon(produce)
+            await self.listen_for_disconnect(receive)
+            group.cancel_scope.cancel()
 
 
 async def with_heartbeats(source: AsyncIterator[T], interval: float) -> AsyncIterator[T | None]:

@@ -9,13 +9,14 @@ exactly once; that settles the lease (quota actually charged, counters, failure 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
 from core.attachments import Attachment, load_image
 from core.catalog import ModelSpec
-from core.errors import FailureKind, GatewayError, NoAccountAvailable, UpstreamError
+from core.errors import FailureKind, GatewayError, NoAccountAvailable, StoreUnavailable, UpstreamError
 from core.grok.classify import AUTH_MARKERS, BLOCKED_MARKERS
 from core.grok.client import ChatCall, Credentials, GrokClient
 from core.grok.events import ConversationStarted, Event, ModelInfo, StreamError, Title, UserTurn
@@ -24,11 +25,17 @@ from core.prompt import Prompt
 from core.quota_sync import fetch_chat_windows
 from core.settings import Settings
 
+log = logging.getLogger("grok2api")
+
 # Events that say nothing about whether the answer will succeed: preflight reads past them.
 PREAMBLE = (ConversationStarted, UserTurn, ModelInfo, Title)
 # Another account will not help: the request itself is at fault, or our egress (IP, cf_clearance, user agent,
 # statsig) is refused whichever account we use.
 NOT_RETRIED = (FailureKind.BAD_REQUEST, FailureKind.CLOUDFLARE, FailureKind.ANTI_BOT)
+# Failures a request can provoke by its content (upstream chokes on it) as much as an account can. The first one is
+# not held against its account until another account has served the request; when it repeats on a second account,
+# the request is the cause: no further account is tried or penalised.
+REQUEST_SUSPECT = (FailureKind.SERVER, FailureKind.STREAM, FailureKind.NETWORK, FailureKind.TIMEOUT)
 MAX_EMPTY_REFRESHES = 8  # accounts found empty by a lazy refresh before they are excluded outright
 
 
@@ -69,6 +76,8 @@ class ChatStream:
     async def finish(
         self, *, failure: GatewayError | None = None, prompt_tokens: int = 0, completion_tokens: int = 0
     ) -> None:
+        """Close upstream and settle the lease. Never raises for the store: by now the client may have the whole
+        answer, and telling it to retry would make upstream charge twice (see ``ChatService.settle_reliably``)."""
         if self._finished:
             return
         self._finished = True
@@ -79,7 +88,7 @@ class ChatStream:
             except Exception:  # the upstream iterator may already be broken; the outcome below is what matters
                 pass
         upstream_failure = failure if isinstance(failure, UpstreamError) else None
-        await self._service.pool.settle(
+        await self._service.settle_reliably(
             self.lease,
             Outcome(
                 ok=failure is None,
@@ -118,67 +127,102 @@ class ChatService:
         model = request.model
         exclude: set[str] = set()
         last_error: UpstreamError | None = None
+        # A first failure that the request may have provoked (REQUEST_SUSPECT): its lease stays open until the
+        # next attempt tells whose fault it was, then it is settled once, with the verdict.
+        suspect: _Suspect | None = None
         attempts = refreshed_empty = 0
-        while attempts < self.settings.max_attempts:
-            try:
-                lease = await self.pool.lease(
-                    mode=model.mode, min_tier=model.min_tier, cost=model.cost, exclude=exclude,
-                    sticky_key=request.sticky_key,
-                )
-            except NoAccountAvailable:
-                if last_error is not None:
-                    raise last_error from None
-                raise
-            attempts += 1
-            creds = Credentials(token=lease.token, account_id=lease.account_id)
-            head: list[Event] = []
-            quota: dict[str, QuotaWindow] | None = None
-            try:
-                if lease.needs_refresh:
-                    quota = await fetch_chat_windows(self.client, creds)
-                    window = quota.get(lease.mode)
-                    if window is not None and window.remaining is not None and window.remaining < lease.cost:
-                        # Not a failure: the account simply has no quota left in this mode. Settling stores the
-                        # empty window, so the next lease passes it over, and if nothing else can serve, the
-                        # client hears "out of quota" rather than "already tried".
-                        await self.pool.settle(lease, Outcome(ok=False, charged=0, model=model.id, quota=quota))
-                        attempts -= 1
-                        refreshed_empty += 1
-                        if refreshed_empty > MAX_EMPTY_REFRESHES:  # a safety bound; the store should prevent it
-                            exclude.add(lease.account_id)
-                        continue
-                file_ids = [
-                    (await self.client.upload(creds, name=a.name, mime=a.mime, data=a.data)).file_id
-                    for a in attachments
-                ]
-                call = ChatCall(
-                    message=request.prompt.message, mode=model.mode, file_ids=file_ids,
-                    disable_search=request.disable_search,
-                )
-                events = self.client.chat(creds, call)
-                await self._preflight(events, head)
-            except UpstreamError as exc:
-                charged = lease.cost if _accepted(head) and exc.kind is not FailureKind.RATE_LIMITED else 0
-                await self.pool.settle(
-                    lease, Outcome(ok=False, charged=charged, failure=exc, model=model.id,
-                                   quota=_after_charge(quota, lease.mode, charged))
-                )
-                if exc.kind in NOT_RETRIED:
+        try:
+            while attempts < self.settings.max_attempts:
+                try:
+                    lease = await self.pool.lease(
+                        mode=model.mode, min_tier=model.min_tier, cost=model.cost, exclude=exclude,
+                        sticky_key=request.sticky_key,
+                    )
+                except NoAccountAvailable:
+                    if last_error is not None:
+                        raise last_error from None
                     raise
-                exclude.add(lease.account_id)
-                last_error = exc
-                continue
-            except BaseException:
-                await asyncio.shield(self.pool.settle(lease, Outcome(ok=False, charged=0, model=model.id)))
-                raise
-            return ChatStream(request, lease, attempts, self, head, events, quota=quota)
-        assert last_error is not None
-        raise last_error
+                attempts += 1
+                creds = Credentials(token=lease.token, account_id=lease.account_id)
+                head: list[Event] = []
+                quota: dict[str, QuotaWindow] | None = None
+                try:
+                    if lease.needs_refresh:
+                        quota = await fetch_chat_windows(self.client, creds)
+                        window = quota.get(lease.mode)
+                        if window is not None and window.remaining is not None and window.remaining < lease.cost:
+                            # Not a failure: the account simply has no quota left in this mode. Settling stores
+                            # the empty window, so the next lease passes it over, and if nothing else can serve,
+                            # the client hears "out of quota" rather than "already tried".
+                            await self.pool.settle(lease, Outcome(ok=False, charged=0, model=model.id, quota=quota))
+                            attempts -= 1
+                            refreshed_empty += 1
+                            if refreshed_empty > MAX_EMPTY_REFRESHES:  # a safety bound; the store should prevent it
+                                exclude.add(lease.account_id)
+                            continue
+                    file_ids = [
+                        (await self.client.upload(creds, name=a.name, mime=a.mime, data=a.data)).file_id
+                        for a in attachments
+                    ]
+                    call = ChatCall(
+                        message=request.prompt.message, mode=model.mode, file_ids=file_ids,
+                        disable_search=request.disable_search,
+                    )
+                    events = self.client.chat(creds, call)
+                    await self._preflight(events, head)
+                except UpstreamError as exc:
+                    charged = lease.cost if _accepted(head) and exc.kind is not FailureKind.RATE_LIMITED else 0
+                    outcome = Outcome(ok=False, charged=charged, failure=exc, model=model.id,
+                                      quota=_after_charge(quota, lease.mode, charged))
+                    if suspect is not None and suspect.failure.kind is exc.kind:
+                        # The same failure on a second account: the request is the cause. Nobody is penalised.
+                        first, suspect = suspect, None
+                        await first.settle(self.pool, request_at_fault=True)
+                        await self.pool.settle(lease, replace(outcome, failure=_not_held(exc)))
+                        raise _request_at_fault(exc, attempts) from None
+                    if suspect is None and exc.kind in REQUEST_SUSPECT:
+                        suspect = _Suspect(lease, outcome)
+                    else:
+                        await self.pool.settle(lease, outcome)
+                    if exc.kind in NOT_RETRIED:
+                        raise
+                    exclude.add(lease.account_id)
+                    last_error = exc
+                    continue
+                except BaseException:
+                    await asyncio.shield(self.pool.settle(lease, Outcome(ok=False, charged=0, model=model.id)))
+                    raise
+                return ChatStream(request, lease, attempts, self, head, events, quota=quota)
+            assert last_error is not None
+            raise last_error
+        finally:
+            if suspect is not None:  # another account served, or failed otherwise: the first one was at fault
+                await asyncio.shield(suspect.settle(self.pool, request_at_fault=False))
+
+    async def settle_reliably(self, lease: Lease, outcome: Outcome) -> bool:
+        """Settle, retrying a store outage for up to twice the store timeout. If the store stays away, the lease
+        expires by itself and is counted then (core/pool); the answer the client already has stands."""
+        deadline = time.monotonic() + 2 * self.settings.store_timeout
+        delay = 0.1
+        while True:
+            try:
+                await self.pool.settle(lease, outcome)
+                return True
+            except StoreUnavailable as exc:
+                if time.monotonic() + delay >= deadline:
+                    log.warning("settling lease %s on %s failed (%s); it will expire and be counted then",
+                                lease.lease_id, lease.account_id, exc.message)
+                    return False
+                await asyncio.sleep(delay)
+                delay *= 2
 
     async def _preflight(self, events: AsyncIterator[Event], head: list[Event]) -> None:
         """Read into ``head`` up to the first substantive event. In-stream errors here can still fail over."""
         async for event in events:
             if isinstance(event, StreamError):
+                if not event.fatal:
+                    log.info("grok.com warning before the answer: %s", event.message)
+                    continue
                 raise _stream_error(event)
             head.append(event)
             if not isinstance(event, PREAMBLE):
@@ -200,6 +244,39 @@ def _after_charge(
     if quota is None or window is None or window.remaining is None or charged <= 0:
         return quota
     return {**quota, mode: replace(window, remaining=max(window.remaining - charged, 0))}
+
+
+@dataclass(slots=True)
+class _Suspect:
+    """A failed attempt whose lease is held open until the next attempt says who was at fault."""
+
+    lease: Lease
+    outcome: Outcome
+
+    @property
+    def failure(self) -> UpstreamError:
+        assert self.outcome.failure is not None
+        return self.outcome.failure
+
+    async def settle(self, pool: TokenPool, *, request_at_fault: bool) -> None:
+        failure = _not_held(self.failure) if request_at_fault else self.failure
+        await pool.settle(self.lease, replace(self.outcome, failure=failure))
+
+
+def _not_held(exc: UpstreamError) -> UpstreamError:
+    """``exc`` as the pool's "the request's fault" kind: counted and logged on the account, no penalty."""
+    return UpstreamError(FailureKind.BAD_REQUEST, f"{exc.kind.value} (not held against the account): {exc.message}")
+
+
+def _request_at_fault(exc: UpstreamError, attempts: int) -> UpstreamError:
+    error = UpstreamError(
+        exc.kind,
+        f"{exc.message} (the same failure on {attempts} accounts: this request is the likely cause, so no "
+        "further account was tried)",
+        upstream_status=exc.upstream_status,
+    )
+    error.code = "upstream_rejected_request"
+    return error
 
 
 def _accepted(head: list[Event]) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -34,6 +35,10 @@ async def read_json(request: Request) -> dict[str, Any] | None:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
     return body if isinstance(body, dict) else None
+
+
+# ``#crash`` in a prompt: grok.com fails with a 500 on this content, as it did on a lone UTF-16 surrogate.
+CRASH_MARKER = re.compile(r"#crash(?![\w])")
 
 
 def _sim(request: Request) -> SimState:
@@ -68,6 +73,8 @@ async def _chat(request: Request, conversation_id: str | None) -> Response | Scr
     if body is None:
         return json_response(invalid_argument("Invalid JSON body"), 400)
     req = ChatRequest.parse(body)
+    if CRASH_MARKER.search(req.message):  # content this upstream chokes on, whichever account sends it
+        return fault_response(Fault(status=500, message="Internal error"))
     outcome = prepare_turn(
         state, account, req, conversation_id=conversation_id, trace_id=trace_id, transport="rest",
         path=request.url.path,

@@ -305,6 +305,8 @@ def render(session: MgwSession, turn: PreparedTurn) -> list[Outgoing]:
                 "video_id": step.data["videoId"], "progress": step.data["progress"],
                 "video_url": step.data.get("videoUrl", "")}})))
         elif isinstance(step, StreamError):
+            if step.severity and "FATAL" not in step.severity:
+                continue  # mgw's error event always ends the turn; a non-fatal warning has no mgw form
             out.append(("none", ev("error", error={"code": step.code, "message": step.message})))
             return out
         elif isinstance(step, Stall | Abort | End):

@@ -17,6 +17,7 @@ from simulator.text import MARKER_RE
 
 CONTENT_KINDS = ("plain", "reasoning", "search", "image", "video", "image_edit", "heavy_agents")
 DEFAULT_ERROR = "Something went wrong while generating the response."
+DEFAULT_WARNING = "Some search results could not be loaded."
 USAGE_LIMIT_MESSAGE = "You've reached your usage limit. Please try again later."
 
 
@@ -29,6 +30,7 @@ class Plan:
     long: int | None = None  # answer of exactly N tokens
     moderated: bool = False
     error: str | None = None  # fatal in-stream error after half the answer
+    warning: str | None = None  # non-fatal in-stream error after half the answer; the answer goes on
     usage_limit: bool = False  # in-stream usage-limit error instead of an answer
     disconnect: bool = False  # drop the connection after half the answer
     truncate: bool = False  # end the body cleanly after half the answer, no soft stop
@@ -82,6 +84,8 @@ def apply_markers(plan: Plan, message: str) -> None:
             plan.moderated = True
         elif name == "error":
             plan.error = DEFAULT_ERROR
+        elif name == "warning":
+            plan.warning = DEFAULT_WARNING
         elif name == "usage_limit":
             plan.usage_limit = True
         elif name == "disconnect":

@@ -67,6 +67,8 @@ def _with_modifiers(answer: list[Step], plan: Plan) -> tuple[list[Step], bool]:
     middle: list[Step] = []
     if plan.stall > 0:
         middle.append(Stall(plan.stall))
+    if plan.warning:
+        middle.append(StreamError(plan.warning, "STREAM_ERROR_SEVERITY_WARNING"))
     if plan.error:
         return [*head, *middle, StreamError(plan.error, "STREAM_ERROR_SEVERITY_FATAL")], False
     if plan.disconnect:

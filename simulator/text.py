@@ -15,6 +15,7 @@ MARKER_NAMES = (
     "video",
     "moderated",
     "error",
+    "warning",
     "usage_limit",
     "disconnect",
     "truncate",

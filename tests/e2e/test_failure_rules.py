@@ -422,12 +422,31 @@ def test_when_every_attempt_fails_the_client_sees_one_clear_error(
     tokens = gw.add_accounts(4)
     learn_quota(gw, *tokens)
     for token in tokens:
-        sim.state.set_fault(token, 503)
+        sim.state.set_fault(token, 429, message="Grok is under heavy usage")  # each account's own trouble
 
     response = chat(gw, stream=stream)
-    error = error_of(response, 502)  # a JSON error, not a stream that started and broke
-    assert error["code"] == "upstream_server" and "grok.com server error 503" in error["message"]
+    error = error_of(response, 429)  # a JSON error, not a stream that started and broke
+    assert error["code"] == "upstream_rate_limited" and "heavy usage" in error["message"]
     assert "Traceback" not in response.text
     tried = [t for t in tokens if sim.state.ledger(t)["rejected"]]
     assert len(tried) == 3  # max_attempts accounts, each once
     assert sum(account(gw, t)["failures"] for t in tokens) == 3
+    assert sorted(account(gw, t)["status"]["state"] for t in tokens) == ["active", "cooling", "cooling", "cooling"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_the_same_server_error_on_two_accounts_stops_there_and_penalises_nobody(
+    make: Callable[..., Deployment], sim, stream: bool
+) -> None:
+    gw = make(max_attempts=3)
+    tokens = gw.add_accounts(4)
+    learn_quota(gw, *tokens)
+    for token in tokens:
+        sim.state.set_fault(token, 503)
+
+    error = error_of(chat(gw, stream=stream), 502)
+    assert error["code"] == "upstream_rejected_request" and "grok.com server error 503" in error["message"]
+    tried = [t for t in tokens if sim.state.ledger(t)["rejected"]]
+    assert len(tried) == 2  # the second identical failure ends it
+    assert sum(account(gw, t)["failures"] for t in tokens) == 2
+    assert all(account(gw, t)["status"]["state"] == "active" for t in tokens)
