@@ -118,6 +118,11 @@ class Completion:
             )
         )
 
+    @property
+    def keep_alive_interval(self) -> float:
+        """Longest upstream silence before the lease is looked at (it lives ``lease_ttl`` unless renewed)."""
+        return self.gw.settings.lease_ttl / 3
+
     def _check_end(self, saw_end: bool) -> None:
         if not saw_end:
             raise UpstreamError(FailureKind.STREAM, INCOMPLETE)
@@ -128,7 +133,10 @@ class Completion:
         failure: GatewayError | None = None
         saw_end = False
         try:
-            async for event in self.stream.events():
+            async for event in with_heartbeats(self.stream.events(), self.keep_alive_interval):
+                if event is None:
+                    await self.stream.keep_alive()
+                    continue
                 if isinstance(event, StreamError):
                     if not event.fatal:  # a warning (e.g. some search results failed): the answer goes on
                         log.info("grok.com warning: %s", event.message)
@@ -196,11 +204,12 @@ class Completion:
     async def sse(self) -> AsyncIterator[bytes]:
         failure: GatewayError | None = None
         saw_end = False
-        interval = self.gw.settings.heartbeat_interval
+        interval = min(self.gw.settings.heartbeat_interval, self.keep_alive_interval)
         try:
             yield self.chunk({"role": "assistant", "content": ""})
             async for event in with_heartbeats(self.stream.events(), interval):
                 if event is None:
+                    await self.stream.keep_alive()
                     yield HEARTBEAT
                     continue
                 if isinstance(event, StreamError):

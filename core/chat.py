@@ -70,8 +70,26 @@ class ChatStream:
         for event in self._head:
             yield event
         self._head = []
+        pool = self._service.pool
         async for event in self._rest:
+            if pool.now() >= self.lease.renew_at:
+                await self.keep_alive()
             yield event
+
+    async def keep_alive(self) -> None:
+        """Renew the lease once the answer has run past half its lifetime (one store command per half
+        ``lease_ttl``; a short answer never does). ``events()`` calls it as events arrive; a renderer calls it
+        while upstream is silent, so a long pause cannot let the lease lapse."""
+        pool = self._service.pool
+        if self._finished or pool.now() < self.lease.renew_at:
+            return
+        try:
+            if not await pool.renew(self.lease):
+                log.info("lease %s on %s lapsed before it was renewed", self.lease.lease_id, self.account_id)
+                self.lease.renew_at = float("inf")  # gone: settle will count nothing twice; stop asking
+        except StoreUnavailable as exc:
+            log.warning("could not renew lease %s: %s", self.lease.lease_id, exc.message)
+            self.lease.renew_at = pool.now() + 1.0  # try again shortly, not on every event
 
     async def finish(
         self, *, failure: GatewayError | None = None, prompt_tokens: int = 0, completion_tokens: int = 0
@@ -136,7 +154,7 @@ class ChatService:
                 try:
                     lease = await self.pool.lease(
                         mode=model.mode, min_tier=model.min_tier, cost=model.cost, exclude=exclude,
-                        sticky_key=request.sticky_key,
+                        sticky_key=request.sticky_key, model=model.id,
                     )
                 except NoAccountAvailable:
                     if last_error is not None:

@@ -318,3 +318,31 @@ def test_answer_survives_a_store_outage_at_settle(make, embedded_redis, stream: 
     else:
         text = response.json()["choices"][0]["message"]["content"]
     assert len(text.split()) >= 20
+
+
+# -- a long answer keeps its lease ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_long_answer_renews_its_lease_through_upstream_silence(make, sim, stream: bool) -> None:
+    """LEASE_TTL 1 s, an answer that pauses 2.5 s half way: the lease is renewed during the pause, so the
+    account stays busy for others (its concurrency is 1) and no second stream is ever sent to it."""
+    gw = make(lease_ttl=1.0, lease_wait=0.0)
+    (token,) = gw.add_accounts(1, concurrency_limit=1)
+    learn_quota(gw, token)
+    result: dict[str, httpx.Response] = {}
+    slow = threading.Thread(target=lambda: result.update(r=post(gw, "pause #long=20 #stall=2.5", stream=stream)))
+    slow.start()
+    deadline = time.monotonic() + 10
+    while not sim.state.ledger(token)["in_flight"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(1.8)  # well past the lease's first expiry, inside the pause
+    busy = post(gw, "may I?")
+    slow.join(15)
+    assert busy.status_code == 429 and "busy" in busy.json()["error"]["message"], busy.text
+    assert result["r"].status_code == 200, result["r"].text
+    ledger = sim.state.ledger(token)
+    assert ledger["violations"] == [] and ledger["max_in_flight"] == 1
+    acc = accounts(gw)[account_id(token)]
+    assert acc["in_flight"] == 0 and acc["requests"] == 1
