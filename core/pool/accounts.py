@@ -52,6 +52,7 @@ class Account:
     media: dict[str, QuotaState]  # image, image_pro, image_edit, video, video_720p
     requests: int
     failures: int
+    lost: int  # of ``requests``: leases never settled (instance killed), dropped when they expired or were reclaimed
     created_at: float | None
     last_used_at: float | None
     last_error: str
@@ -76,6 +77,7 @@ class Account:
             media={kind: _quota(f, kind) for kind in MEDIA_KINDS},
             requests=_int(f.get("requests")) or 0,
             failures=_int(f.get("failures")) or 0,
+            lost=_int(f.get("lost")) or 0,
             created_at=_float(f.get("created_at")),
             last_used_at=_float(f.get("last_used_at")),
             last_error=f.get("last_error", ""),

@@ -56,7 +56,13 @@ class Cluster:
     gateways: list[Proc]
     sim: SimControl
     env: dict[str, str]
+    spawn: Callable[[str, dict[str, str]], Proc] = field(repr=False)
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
+
+    def restart(self, index: int, **settings: str) -> Proc:
+        """Start gateway ``index`` again (after ``kill()``) with the same environment plus ``settings``."""
+        self.gateways[index] = self.spawn(f"gateway{index}-again", {**self.env, **settings})
+        return self.gateways[index]
 
     def admin(self, method: str, path: str, *, via: int = 0, **kwargs: Any) -> Any:
         response = self.http.request(
@@ -66,8 +72,22 @@ class Cluster:
         return response.json()
 
     def accounts(self, via: int = 0) -> dict[str, dict[str, Any]]:
-        """``/admin/tokens`` as ``{account id: account}``."""
-        return {a["id"]: a for a in self.admin("GET", "/admin/tokens", via=via)["data"]}
+        """``/admin/tokens`` as ``{account id: account}``, every page."""
+        out: dict[str, dict[str, Any]] = {}
+        params: dict[str, Any] = {"limit": 1000}
+        while True:
+            page = self.admin("GET", "/admin/tokens", via=via, params=params)
+            out.update({a["id"]: a for a in page["data"]})
+            if page["next_cursor"] is None:
+                return out
+            params["cursor"] = page["next_cursor"]
+
+    def refresh_quotas(self, via: int = 0) -> None:
+        """Refresh every account's quota now (the admin job, polled to the end)."""
+        job = self.admin("POST", "/admin/tokens/refresh", via=via, json={})
+        while job["status"] != "done":
+            job = self.admin("GET", f"/admin/refresh/{job['job_id']}", via=via)
+        assert job["errors"] == 0, job
 
     def import_tokens(self, tokens: list[str], via: int = 0) -> dict[str, str]:
         """Import through one instance's admin API; return ``{token: account id}``."""
@@ -107,12 +127,13 @@ def cluster(
             "DATA_DIR": str(tmp_path / "data"),
             **settings,
         }
-        gateways = [
-            procs.spawn(f"gateway{i}", ["-m", "adapters.cli", "serve", "--host", "127.0.0.1", "--port", "{port}"],
-                        env=env, ready="/health")
-            for i in range(count)
-        ]
-        made.append(Cluster(gateways, control, env))
+
+        def spawn(name: str, environment: dict[str, str]) -> Proc:
+            return procs.spawn(name, ["-m", "adapters.cli", "serve", "--host", "127.0.0.1", "--port", "{port}"],
+                               env=environment, ready="/health")
+
+        gateways = [spawn(f"gateway{i}", env) for i in range(count)]
+        made.append(Cluster(gateways, control, env, spawn))
         return made[-1]
 
     yield make
