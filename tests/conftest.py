@@ -4,4 +4,5 @@ from tests.support.fixtures import _stop_stray_embedded_servers, embedded_redis,
 
 __all__ = ["_stop_stray_embedded_servers", "embedded_redis", "redis_server", "upstash_server"]
 
-pytest_plugins = ["tests.support.no_skips"]  # fails G2A_NO_SKIPS=1 runs that skip for a missing dependency
+# no_skips: fails G2A_NO_SKIPS=1 runs that skip for a missing dependency; fuzz_option: --fuzz-cases N
+pytest_plugins = ["tests.support.no_skips", "tests.support.fuzz_option"]
