@@ -330,3 +330,32 @@ def test_healthcheck_fails_when_nothing_answers(tmp_path: Path) -> None:
     probe = subprocess.run([sys.executable, "-m", "adapters.entry", "--healthcheck"], cwd=ROOT, timeout=30,
                            env=container_env(tmp_path, PORT=str(free_port())), capture_output=True, text=True)
     assert probe.returncode == 1 and "health:" in probe.stderr
+
+
+def test_restart_with_the_same_instance_id_frees_the_killed_runs_leases(tmp_path: Path, gateway_env: dict[str, str],
+                                                                       fresh_sim: SimulatorServer) -> None:
+    """compose's restart story: the container is killed mid-stream (OOM, `docker kill`), comes back under the
+    same INSTANCE_ID, and frees the account lease its previous run held instead of waiting for LEASE_TTL."""
+    fresh_sim.config.first_token_delay = (0.0, 0.0)
+    fresh_sim.config.token_delay = (0.1, 0.1)
+    env = {**gateway_env, "LEASE_TTL": "300"}
+    first = start_container(tmp_path, dict(env))
+    try:
+        add_token(first)
+        with httpx.stream("POST", first.url + "/v1/chat/completions", timeout=30,
+                          json=chat_body("a long answer #long=100", stream=True),
+                          headers={"Authorization": f"Bearer {API_KEY}"}) as response:
+            next(line for line in response.iter_lines() if line.startswith("data: {"))
+            first.process.send_signal(signal.SIGKILL)  # no cleanup runs: the lease stays in Redis
+            first.process.wait(10)
+    finally:
+        first.stop()
+    second = start_container(tmp_path, dict(env, PORT=str(free_port())))
+    try:
+        assert any("instance gateway-test: freed 1 lease(s) left by its previous run" in line
+                   for line in second.lines()), second.tail()
+        response = httpx.post(second.url + "/v1/chat/completions", json=chat_body("again #long=3", stream=False),
+                              headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
+        assert response.status_code == 200, response.text  # the one account is free again at once
+    finally:
+        second.stop()
