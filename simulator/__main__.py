@@ -1,4 +1,4 @@
-"""``python -m simulator --host 127.0.0.1 --port 8780 [--demo-token TOKEN] [--fast]``"""
+"""``python -m simulator --host 127.0.0.1 --port 8780 [--demo-token TOKEN] [--fast] [--agent-model]``"""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cloudflare", action="store_true", help="require a registered cf_clearance")
     parser.add_argument("--strict-statsig", action="store_true", help="require a 70-byte x-statsig-id")
     parser.add_argument("--no-gzip", action="store_true", help="never gzip chat streams")
+    parser.add_argument("--agent-model", action="store_true",
+                        help="answer tool / response-format instructions like a cooperative model")
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
 
@@ -31,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config.cloudflare = args.cloudflare
     config.strict_statsig = args.strict_statsig
     config.gzip = not args.no_gzip
+    config.agent_model = args.agent_model
     state = SimState(config)
     for token in args.demo_token:
         state.add_account(token, tier=args.tier)

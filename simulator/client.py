@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from simulator.replies import ALL
+
 
 class SimControl:
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
@@ -67,6 +69,19 @@ class SimControl:
 
     def clear_rules(self) -> None:
         self._call("DELETE", "/rules")
+
+    def script_replies(self, token: str | None, replies: list[str | dict[str, Any]], *,
+                       replace: bool = False) -> dict[str, Any]:
+        """Queue the next answers of ``token``'s chat turns (``None``: any account). Returns all queues."""
+        return self._call("POST", "/replies", {"token": token, "replies": replies, "replace": replace})
+
+    def clear_replies(self, token: str | None = ALL) -> dict[str, Any]:
+        """Clear every queue (default), the global one (``None``) or one account's."""
+        params = {} if token == ALL else {"global": "1"} if token is None else {"token": token}
+        return self._call("DELETE", "/replies", params=params)
+
+    def scripted_replies(self) -> dict[str, Any]:
+        return self._call("GET", "/replies")
 
     def ledger(self, token: str | None = None) -> dict[str, Any]:
         return self._call("GET", "/ledger", params={"token": token} if token else None)

@@ -28,6 +28,7 @@ class SimConfig:
     anti_bot_in_stream: bool = False  # strict-statsig failure on chat → 200 stream with the error as only line
     quota_in_stream: bool = False  # exhausted chat quota → 200 stream with the usage-limit error line
     mgw_anti_bot: bool = False  # every mgw response.create → `error` event anti_bot
+    agent_model: bool = False  # follow the gateway's `# Tools` / `# Response format` instructions (agent.py)
 
     # Limits and accounting.
     max_upload_bytes: int = 50 * 1024 * 1024

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from simulator.replies import ALL
 from simulator.state import SimError, SimState
 
 _ACCOUNT_KEYS = ("tier", "user_id", "blocked", "quotas", "concurrency_limit", "cf_clearance", "user_agent",
@@ -128,6 +129,22 @@ async def rules(request: Request) -> Response:
     return JSONResponse(table.to_list())
 
 
+async def replies(request: Request) -> Response:
+    """POST appends ``{"token": str | null, "replies": [...], "replace": bool}``; DELETE clears everything, or
+    ``?token=T`` one account's queue, or ``?global=1`` the global one."""
+    state = _sim(request)
+    if request.method == "POST":
+        body = await _body(request)
+        token, items = body.get("token"), body.get("replies")
+        if (token is not None and not isinstance(token, str)) or not isinstance(items, list):
+            raise ValueError('expected {"token": str | null, "replies": [str | {"text", "thinking"}, ...]}')
+        state.script_replies(token, items, replace=bool(body.get("replace", False)))
+    elif request.method == "DELETE":
+        query = request.query_params
+        state.clear_replies(query["token"] if "token" in query else None if "global" in query else ALL)
+    return JSONResponse(state.scripted_replies())
+
+
 async def ledger(request: Request) -> Response:
     state = _sim(request)
     if request.method == "DELETE":
@@ -184,6 +201,7 @@ routes = [
     _route("/__sim/accounts/{token}/fault", fault, ["POST"]),
     _route("/__sim/clearances", clearances, ["POST"]),
     _route("/__sim/rules", rules, ["GET", "POST", "PUT", "DELETE"]),
+    _route("/__sim/replies", replies, ["GET", "POST", "DELETE"]),
     _route("/__sim/ledger", ledger, ["GET", "DELETE"]),
     _route("/__sim/requests", requests, ["GET", "DELETE"]),
     _route("/__sim/clock", clock, ["POST"]),

@@ -37,6 +37,10 @@ class Plan:
     stall: float = 0.0  # pause this many seconds after half the answer
     empty_final: bool = False  # modelResponse.message == ""
     blocked: bool = False  # Imagine: previews, then silence
+    thinking: str | None = None  # reasoning summary override (implies a reasoning turn)
+    ignore_format: bool = False  # agent model: answer plainly despite tool / response-format instructions
+    fenced: bool = False  # agent model: wrap JSON answers in a ```json fence
+    prose: bool = False  # agent model: put prose around JSON answers and before tool calls
 
     def apply(self, params: dict[str, Any]) -> None:
         known = {f.name for f in fields(self)}
@@ -100,6 +104,8 @@ def apply_markers(plan: Plan, message: str) -> None:
             plan.long = int(_number(value, 200))
         elif name == "blocked":
             plan.blocked = True
+        elif name in ("ignore_format", "fenced", "prose"):
+            setattr(plan, name, True)
     if plan.moderated and not content_set and plan.kind in ("plain", "reasoning"):
         plan.kind = "image"  # moderation is a media outcome
 
@@ -135,6 +141,8 @@ class RuleTable:
             rule = next((r for r in self._rules if r.matches(message)), None)
         if rule is not None:
             plan.apply({**(rule.params or {}), **({"kind": rule.scenario} if rule.scenario else {})})
+        if plan.thinking is not None and plan.kind == "plain":
+            plan.kind = "reasoning"
         if media is not None:  # the request shape decides media turns, whatever the prompt says
             plan.kind = media
         return plan

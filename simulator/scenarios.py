@@ -115,6 +115,9 @@ def _reasoning(plan: Plan, ctx: TurnContext) -> Script:
         *_thoughts(f"The user said: {subject}.", 0),
         Thought("Composing the answer", "header", 1),
         *_thoughts("Replying with a short echo.", 1),
+    ] if plan.thinking is None else [
+        Thought("Thinking about your request", "header", 0),
+        *_thoughts(plan.thinking, 0),
     ]
     script = _finish(plan, ctx, thinking, _tokens(_answer_text(plan, ctx.message)))
     script.thinking = True

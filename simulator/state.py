@@ -18,6 +18,7 @@ from typing import Any
 from simulator.config import SimConfig
 from simulator.ledger import AccountLedger, Violation, summarize
 from simulator.modes import CHAT_DEFAULTS, CHAT_MODES, MEDIA_DEFAULTS, MEDIA_QUOTAS, TIERS
+from simulator.replies import ALL, Reply, ReplyQueues, ReplySpec
 from simulator.rules import RuleTable
 
 _UID_NAMESPACE = uuid.UUID("6f1c7d1e-6a51-4c8e-9d55-3b0b3c7c0a11")
@@ -253,6 +254,7 @@ class SimState:
         self.config = config or SimConfig()
         self.clock = Clock()
         self.rules = RuleTable()
+        self.replies = ReplyQueues()
         self._lock = threading.RLock()
         self._init_data()
 
@@ -493,6 +495,24 @@ class SimState:
                 ledger.max_in_flight = ledger.in_flight
             self._unattributed.clear()
 
+    # -- scripted replies ------------------------------------------------------------------------------------
+
+    def script_replies(self, token: str | None, replies: Iterable[ReplySpec], *, replace: bool = False) -> int:
+        """Queue the texts of the next answers of ``token``'s chat turns (``None``: any account's, used when the
+        account's own queue is empty). A reply is a string or ``{"text", "thinking"}``. Returns the queue length."""
+        return self.replies.add(token, replies, replace=replace)
+
+    def clear_replies(self, token: str | None = ALL) -> None:
+        """Forget queued replies: all (default), the global queue (``None``) or one account's."""
+        self.replies.clear(token)
+
+    def scripted_replies(self) -> dict[str, Any]:
+        """``{"global": [...], "accounts": {token: [...]}}``, each reply as ``{"text", "thinking"}``."""
+        return self.replies.snapshot()
+
+    def take_reply(self, account: Account) -> Reply | None:
+        return self.replies.take(account.token)
+
     # -- conversations ---------------------------------------------------------------------------------------
 
     def create_conversation(self, account: Account, *, temporary: bool) -> Conversation:
@@ -579,8 +599,9 @@ class SimState:
     # -- whole-state operations ------------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget everything (accounts, data, ledger, rules, clock offset); keep the config."""
+        """Forget everything (accounts, data, ledger, rules, scripted replies, clock offset); keep the config."""
         with self._lock:
             self._init_data()
             self.rules.clear()
+            self.replies.clear()
             self.clock.offset = 0.0

@@ -24,6 +24,9 @@ MARKER_NAMES = (
     "long",
     "heavy_agents",
     "blocked",
+    "ignore_format",
+    "fenced",
+    "prose",
 )
 MARKER_RE = re.compile(r"#(" + "|".join(MARKER_NAMES) + r")(?:=([^\s#]*))?(?![\w])")
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from simulator.agent import agent_answer
 from simulator.chat_request import ChatRequest, TurnContext
+from simulator.rules import Plan
 from simulator.scenarios import build_script
 from simulator.state import Account, Admission, Conversation, Rejection, SimState, Turn
 from simulator.steps import Script
@@ -82,6 +84,7 @@ def prepare_turn(
             created=now,
         )
         plan = state.rules.plan(req.message, mode=req.mode, media=req.media)
+        choose_text(state, account, req, plan)
         script = build_script(plan, ctx, state, req)
         answer = script.final.message if script.final is not None else ""
         if script.final is not None and ctx.new_conversation:
@@ -92,6 +95,22 @@ def prepare_turn(
         admission.release()
         raise
     return PreparedTurn(ctx, script, admission, conv)
+
+
+def choose_text(state: SimState, account: Account, req: ChatRequest, plan: Plan) -> None:
+    """The answer text, most specific first: a scripted reply, a rule's text, the agent model, the echo.
+    Only admitted chat turns consume a reply (media requests are answered by their media scenario)."""
+    if req.media is not None:
+        return
+    reply = state.take_reply(account)
+    if reply is not None:
+        plan.text, plan.long = reply.text, None
+        if reply.thinking is not None:
+            plan.thinking = reply.thinking
+            plan.kind = "reasoning" if plan.kind == "plain" else plan.kind
+        return
+    if state.config.agent_model and plan.text is None and plan.long is None and not plan.ignore_format:
+        plan.text = agent_answer(req.message, plan)
 
 
 def _refuse(state: SimState, account: Account, reason: str) -> Refusal:

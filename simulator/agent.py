@@ -1,0 +1,228 @@
+"""The instruction-following model (``SimConfig.agent_model``): reads the gateway's emulation instructions in the
+upstream message and answers the way a cooperative model would, deterministically.
+
+* a ``# Tools`` block and the user spoke last → one ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``
+  for the most plausible tool, arguments synthesised from its JSON schema (``schema_fill.py``);
+* the last thing is a ``<tool_result>`` → ``The tool returned: <result>`` (or JSON when a format is asked for);
+* a ``# Response format`` block → JSON valid for its schema (``{"answer": ...}`` for a plain JSON object).
+
+Blocks start at a line ``# Tools`` / ``# Response format`` and end at the next level-1 heading or transcript role
+label (``[user]``, ``[assistant]``, ...) outside a code fence, or at the end of the message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.rules import Plan
+from simulator.schema_fill import Request, fill, words
+from simulator.text import ECHO_LIMIT, echo_subject, strip_markers
+
+_FENCE_RE = re.compile(r"^\s*```")
+_H1_RE = re.compile(r"^#\s+\S")
+_H2_RE = re.compile(r"^##\s+(.+?)\s*$")
+_ROLE_LINE_RE = re.compile(r"^\[(system|developer|user|assistant|tool)\b[^\]\n]*\][ \t]*$", re.M | re.I)
+_JSON_FENCE_RE = re.compile(r"```[ \t]*(?:json)?[ \t]*\n(.*?)\n[ \t]*```", re.S | re.I)
+_FORCED_RE = re.compile(r"you must call the tool\s+`([^`]+)`", re.I)
+_REQUIRED_RE = re.compile(r"you must call", re.I)
+_CALL_RE = re.compile(r"<tool_call>.*?</tool_call>", re.S)
+_RESULT_RE = re.compile(r"<tool_result\b[^>]*>(.*?)</tool_result>", re.S)
+_RESULT_LIMIT = 500
+TOOLS_HEADING = "# Tools"
+FORMAT_HEADING = "# Response format"
+
+
+@dataclass(slots=True)
+class Tool:
+    name: str
+    description: str
+    schema: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Instructions:
+    tools: list[Tool] = field(default_factory=list)
+    forced: str | None = None  # tool name the model must call
+    required: bool = False  # some tool must be called
+    response_format: dict[str, Any] | None = None  # {"schema": {...} | None}; None = no format asked for
+    transcript: str = ""  # the message without the instruction blocks
+
+
+def _lines_with_fences(message: str) -> list[tuple[str, bool]]:
+    """Each line and whether it lies inside (or opens/closes) a ``` fence."""
+    out, inside = [], False
+    for line in message.split("\n"):
+        if _FENCE_RE.match(line):
+            out.append((line, True))
+            inside = not inside
+        else:
+            out.append((line, inside))
+    return out
+
+
+def split_blocks(message: str) -> tuple[dict[str, str], str]:
+    """The instruction blocks by heading (body only) and the rest of the message."""
+    blocks: dict[str, list[str]] = {}
+    rest: list[str] = []
+    current: list[str] | None = None
+    for line, fenced in _lines_with_fences(message):
+        stripped = line.strip()
+        if not fenced and stripped in (TOOLS_HEADING, FORMAT_HEADING):
+            current = blocks.setdefault(stripped, [])
+            continue
+        if current is not None and not fenced and (_H1_RE.match(line) or _ROLE_LINE_RE.match(stripped)):
+            current = None
+        (rest if current is None else current).append(line)
+    return {k: "\n".join(v) for k, v in blocks.items()}, "\n".join(rest)
+
+
+def _first_json(text: str) -> Any:
+    for match in _JSON_FENCE_RE.finditer(text):
+        try:
+            return json.loads(match.group(1))
+        except ValueError:
+            continue
+    return None
+
+
+def _unwrap(schema: Any, *keys: str) -> dict[str, Any]:
+    """Accept a bare schema or one wrapped as ``{"parameters": ...}`` / ``{"input_schema": ...}`` / ``{"schema"}``."""
+    if not isinstance(schema, dict):
+        return {}
+    if "type" not in schema and "properties" not in schema:
+        for key in keys:
+            if isinstance(schema.get(key), dict):
+                return schema[key]
+    return schema
+
+
+def _parse_tools(body: str) -> list[Tool]:
+    tools: list[Tool] = []
+    section: list[str] | None = None
+    sections: list[tuple[str, list[str]]] = []
+    for line, fenced in _lines_with_fences(body):
+        heading = None if fenced else _H2_RE.match(line)
+        if heading:
+            section = []
+            sections.append((heading.group(1).strip("` "), section))
+        elif section is not None:
+            section.append(line)
+    for name, lines in sections:
+        text = "\n".join(lines)
+        fence = text.find("```")
+        description = " ".join((text if fence < 0 else text[:fence]).split())
+        schema = _unwrap(_first_json(text), "parameters", "input_schema", "schema")
+        tools.append(Tool(name, description, schema))
+    return tools
+
+
+def parse_instructions(message: str) -> Instructions:
+    blocks, transcript = split_blocks(message)
+    found = Instructions(transcript=transcript)
+    if TOOLS_HEADING in blocks:
+        body = blocks[TOOLS_HEADING]
+        found.tools = _parse_tools(body)
+        forced = _FORCED_RE.search(body)
+        found.forced = forced.group(1).strip() if forced else None
+        found.required = forced is not None or _REQUIRED_RE.search(body) is not None
+    if FORMAT_HEADING in blocks:
+        schema = _first_json(blocks[FORMAT_HEADING])
+        found.response_format = {"schema": _unwrap(schema, "schema", "json_schema") if schema is not None else None}
+    return found
+
+
+# -- the transcript --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class LastTurn:
+    user_text: str  # the user's latest words (tool elements and markers removed)
+    results: list[str]  # tool results after them; non-empty = the model must now answer from them
+
+
+def _segments(transcript: str) -> list[tuple[str, int, str]]:
+    """(role, offset, text) per role-labelled block; unlabelled text counts as the user's."""
+    labels = [(m.start(), m.end(), m.group(1).lower()) for m in _ROLE_LINE_RE.finditer(transcript)]
+    if not labels:
+        return [("user", 0, transcript)]
+    out = []
+    for i, (_, end, role) in enumerate(labels):
+        stop = labels[i + 1][0] if i + 1 < len(labels) else len(transcript)
+        out.append((role, end, transcript[end:stop]))
+    return out
+
+
+def last_turn(transcript: str, full: str = "") -> LastTurn:
+    """The user's latest words in ``transcript`` and the tool results after them (``full``: the whole message,
+    for the fallback)."""
+    user_end, user_text = -1, ""
+    results: list[tuple[int, str]] = []
+    for role, offset, text in _segments(transcript):
+        found = list(_RESULT_RE.finditer(text))
+        results.extend((offset + m.end(), m.group(1)) for m in found)
+        if role == "tool" and not found and text.strip():  # an older label-only result format
+            results.append((offset + len(text.rstrip()), text))
+        if role != "user":
+            continue
+        remainder = _RESULT_RE.sub(lambda m: "\0" * len(m.group(0)), _CALL_RE.sub(
+            lambda m: "\0" * len(m.group(0)), text))
+        for piece in re.finditer(r"[^\0]+", remainder):
+            if strip_markers(piece.group(0)).strip():
+                user_end, user_text = offset + piece.end(), piece.group(0)
+    after = [" ".join(r.split())[:_RESULT_LIMIT] for end, r in results if end > user_end]
+    if not user_text.strip() and not after and not _ROLE_LINE_RE.search(transcript):
+        # No user text outside the blocks: the request was probably written right after a block, unlabelled.
+        user_text = echo_subject(_CALL_RE.sub(" ", full))
+    return LastTurn(" ".join(strip_markers(user_text).split())[:ECHO_LIMIT], after)
+
+
+# -- choosing and answering ------------------------------------------------------------------------------------
+
+
+def choose_tool(found: Instructions, user_text: str) -> Tool:
+    """The forced tool; else the first whose name, then description, shares a word with the request; else the
+    first."""
+    if found.forced:
+        forced = next((t for t in found.tools if t.name == found.forced), None)
+        return forced or Tool(found.forced, "", {})
+    asked = words(user_text)
+    for pick in (lambda t: words(t.name), lambda t: words(t.description)):
+        tool = next((t for t in found.tools if pick(t) & asked), None)
+        if tool is not None:
+            return tool
+    return found.tools[0]
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _json_answer(fmt: dict[str, Any], request: Request, echo: str, plan: Plan) -> str:
+    schema = fmt.get("schema")
+    value = fill(schema, request) if isinstance(schema, dict) and schema else {"answer": echo}
+    text = _dump(value)
+    if plan.fenced:
+        text = f"```json\n{text}\n```"
+    if plan.prose:
+        text = f"Here is the JSON you asked for:\n\n{text}\n\nLet me know if you need anything else."
+    return text
+
+
+def agent_answer(message: str, plan: Plan) -> str | None:
+    """The answer text for a message carrying the gateway's instructions, or None (then the usual answer)."""
+    found = parse_instructions(message)
+    if not found.tools and found.response_format is None:
+        return None
+    turn = last_turn(found.transcript, message)
+    request = Request(turn.user_text)
+    if found.tools and not turn.results:
+        tool = choose_tool(found, turn.user_text)
+        call = f"<tool_call>{_dump({'name': tool.name, 'arguments': fill(tool.schema, request, root=True)})}</tool_call>"
+        return f"I'll use the {tool.name} tool.\n\n{call}" if plan.prose else call
+    summary = f"The tool returned: {'; '.join(turn.results)}" if turn.results else ""
+    if found.response_format is not None:
+        return _json_answer(found.response_format, request, summary or turn.user_text or "nothing", plan)
+    return summary or None
