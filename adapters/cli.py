@@ -82,9 +82,10 @@ def store_stop() -> int:
 
 def demo(port: int) -> None:
     """Start the simulator and the gateway pointed at it, add a demo account, show one streamed answer."""
+    from simulator.config import SimConfig
     from simulator.runner import SimulatorServer
 
-    sim = SimulatorServer()
+    sim = SimulatorServer(SimConfig(agent_model=True))  # follows tool / response-format instructions
     sim.start()
     sim.state.add_account(DEMO_TOKEN, tier="super")
     os.environ.update({
