@@ -191,6 +191,10 @@ def container_problems(settings: Settings) -> list[str]:
     return [STORE_REQUIRED] if describe(settings)["transport"] == "embedded" else []
 
 
+def _log_uncaught(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+    log.critical("uncaught exception, exiting", exc_info=(kind, value, tb))
+
+
 def _ignore_signal(signum: int, frame: object) -> None:
     """Handler uvicorn restores (and re-raises the signal into) after its graceful shutdown: exit 0, not 143."""
 
@@ -201,6 +205,8 @@ def serve(env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     config = ContainerConfig(env)
     logging.config.dictConfig(log_config(config.log_format, config.log_level))
+    logging.captureWarnings(True)  # Python's warnings as log records too (one line each), not bare stderr text
+    sys.excepthook = _log_uncaught
     problems = list(config.problems)
     settings = None
     try:
@@ -228,7 +234,7 @@ def serve(env: Mapping[str, str] | None = None) -> int:
     ))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _ignore_signal)
-    log.info("grok2api on %s:%d (store: %s, graceful shutdown %gs, imports %.2fs)", config.host, config.port,
+    log.info("grok2api on %s:%d (store: %s, graceful shutdown %gs, ready to bind after %.2fs)", config.host, config.port,
              _store_name(settings), config.grace, time.monotonic() - started)
     server.run()
     log.info("stopped")
