@@ -9,6 +9,10 @@
 ARG PYTHON_IMAGE=python:3.12-slim
 FROM ${PYTHON_IMAGE}
 
+LABEL org.opencontainers.image.title="grok2api" \
+      org.opencontainers.image.description="OpenAI- and Anthropic-compatible gateway for Grok Web accounts" \
+      org.opencontainers.image.licenses="MIT"
+
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
