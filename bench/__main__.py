@@ -4,6 +4,7 @@
     python -m bench --quick         # ~20 s smoke run, same sections with few requests
     python -m bench --client httpx  # same plan with httpx as the load generator's client
     python -m bench --only latency  # just one section: latency | stores | import (repeatable)
+    python -m bench --only loop-lag # event-loop lag under adversarial image inputs (bench/loop_lag.py)
 
 Prints the Markdown report and writes it to bench/results/latest.md, the raw numbers to bench/results/latest.json
 (``--out DIR`` for another place; ``--no-write`` to only print).
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="~20 s smoke run with few requests")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
                         help="load generator's HTTP client (default: raw asyncio HTTP/1.1)")
-    parser.add_argument("--only", action="append", choices=("latency", "stores", "import"),
+    parser.add_argument("--only", action="append", choices=("latency", "stores", "import", "loop-lag"),
                         help="run only these sections (repeatable)")
     parser.add_argument("--levels", help="concurrency levels, comma-separated (default 1,16,64)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every request count")
@@ -39,6 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only, write no files")
     args = parser.parse_args(argv)
 
+    if args.only and "loop-lag" in args.only:
+        from bench import loop_lag
+
+        loop_lag.main(["--scale", str(0.3 if args.quick else args.scale), "--out", str(args.out)]
+                      + (["--no-write"] if args.no_write else []))
+        args.only = [section for section in args.only if section != "loop-lag"]
+        if not args.only:
+            return 0
     plan = QUICK if args.quick else FULL
     changes: dict[str, object] = {"client": args.client, "wait_quiet": args.wait_quiet}
     if args.only:
