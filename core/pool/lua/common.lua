@@ -90,10 +90,16 @@ local function judge(rem, tot, reset, at)
   return 'late', rem, false -- stale: probed even when it looked empty, flagged for refresh
 end
 
-local FIELDS = {'tier', 'enabled', 'state', 'until', 'concurrency', 'refreshing', 'ixt'}
-for _, m in ipairs(MODES) do
-  for _, s in ipairs({'rem', 'tot', 'reset', 'at'}) do FIELDS[#FIELDS + 1] = 'q:' .. m .. ':' .. s end
-end
+-- What sync reads: the account's state, then rem, tot, reset, at of each mode in MODES order (written out:
+-- building it with a loop costs ~10 µs on every call of every script).
+local FIELDS = {'tier', 'enabled', 'state', 'until', 'concurrency', 'refreshing', 'ixt', 'ixs', 'q:auto:rem',
+  'q:auto:tot', 'q:auto:reset', 'q:auto:at', 'q:fast:rem', 'q:fast:tot', 'q:fast:reset', 'q:fast:at',
+  'q:expert:rem', 'q:expert:tot', 'q:expert:reset', 'q:expert:at', 'q:heavy:rem', 'q:heavy:tot',
+  'q:heavy:reset', 'q:heavy:at', 'q:image:rem', 'q:image:tot', 'q:image:reset', 'q:image:at',
+  'q:image_pro:rem', 'q:image_pro:tot', 'q:image_pro:reset', 'q:image_pro:at', 'q:image_edit:rem',
+  'q:image_edit:tot', 'q:image_edit:reset', 'q:image_edit:at', 'q:video:rem', 'q:video:tot', 'q:video:reset',
+  'q:video:at', 'q:video_720p:rem', 'q:video_720p:tot', 'q:video_720p:reset', 'q:video_720p:at'}
+local Q0 = #FIELDS - 4 * #MODES -- quota fields of mode i start at Q0 + 4 (i - 1) + 1
 
 -- Remove an account from every index (deleted, or found missing).
 local function forget(id)
@@ -111,32 +117,78 @@ local function forget(id)
   redis.call('SREM', BAD, id)
 end
 
--- Put the account where its hash says it belongs, in every mode. Idempotent; ~40 O(log N) commands.
-local function sync(id)
+-- Where an account is indexed, as remembered in its hash field ixs (';' separated): first the account's state
+-- ("s" serving, "d" disabled, "i" invalid, "c:<until>" cooling), then one entry per mode,
+-- "<r|b|o|->:<value>:<fresh since>" = in ix (ready), ixb (busy), ex (out of quota; value = reset time), nowhere.
+-- sync compares it with where the account belongs now and sends only the commands for what changed.
+local function entries(text)
+  local out = {}
+  if text then for e in string.gmatch(text, '[^;]+') do out[#out + 1] = e end end
+  return out
+end
+
+local function where_key(w, mode, tier)
+  if w == 'r' then return ix(mode, tier) elseif w == 'b' then return ixb(mode, tier) elseif w == 'o' then
+    return exk(mode)
+  end
+end
+
+-- Put the account where its hash says it belongs. Idempotent.
+-- force: ignore what ixs remembers and write every entry (reindex, or an entry found wrong).
+-- only: just this mode (a lease changed that mode's quota and maybe made the account busy; its other modes
+-- keep their entries: a lease there finds the account busy, and re-syncs it, or settle does).
+local function sync(id, force, only)
   local akey, lkey = A .. id, A .. id .. ':leases'
-  local f = redis.call('HMGET', akey, unpack(FIELDS))
+  local f, base = nil, nil -- base[i]: where mode i's four quota fields start in f
+  if only and not force then
+    local q = 'q:' .. only .. ':'
+    f = redis.call('HMGET', akey, FIELDS[1], FIELDS[2], FIELDS[3], FIELDS[4], FIELDS[5], FIELDS[6], FIELDS[7],
+      FIELDS[8], q .. 'rem', q .. 'tot', q .. 'reset', q .. 'at')
+    base = {}
+    for i, m in ipairs(MODES) do if m == only then base[i] = 8 end end
+  else
+    only = nil
+    f = redis.call('HMGET', akey, unpack(FIELDS))
+  end
   if not f[2] then return forget(id) end -- 'enabled' is always set: the hash is gone
   local tier = RANK[f[1]] and f[1] or 'unknown'
-  local old = f[7]
-  if old ~= tier then
-    if old then
-      for _, m in ipairs(MODES) do
-        redis.call('ZREM', ix(m, old), id)
-        redis.call('ZREM', ixb(m, old), id)
-      end
-      redis.call('SREM', tierk(old), id)
-    end
-    redis.call('SADD', tierk(tier), id)
-    redis.call('HSET', akey, 'ixt', tier)
-  end
+  local old_tier = f[7]
+  local was = force and {} or entries(f[8])
   local disabled = f[2] == '0'
   local invalid = not disabled and f[3] == 'invalid'
   local until_ts = num(f[4], 0)
   local cooling = not disabled and not invalid and f[3] == 'cooling' and until_ts > NOW
-  if disabled then redis.call('SADD', OFF, id) else redis.call('SREM', OFF, id) end
-  if invalid then redis.call('SADD', BAD, id) else redis.call('SREM', BAD, id) end
-  if cooling then redis.call('ZADD', COOL, until_ts, id) else redis.call('ZREM', COOL, id) end
-  local serving = not (disabled or invalid or cooling)
+  local state = (disabled and 'd') or (invalid and 'i') or (cooling and ('c:' .. fmt(until_ts))) or 's'
+  if old_tier ~= tier or force then
+    for _, t in ipairs(TIERS) do
+      if t ~= tier then
+        for _, m in ipairs(MODES) do
+          redis.call('ZREM', ix(m, t), id)
+          redis.call('ZREM', ixb(m, t), id)
+        end
+        redis.call('SREM', tierk(t), id)
+      end
+    end
+    redis.call('SADD', tierk(tier), id)
+    for i = 2, #was do -- it left the old tier's ix/ixb; fr and ex do not depend on the tier
+      if string.sub(was[i], 1, 1) ~= 'o' then was[i] = '-' .. string.sub(was[i], 2) end
+    end
+  end
+  if only and (state ~= was[1] or old_tier ~= tier) then -- every mode changes: start again with all of them
+    return sync(id, false, nil)
+  end
+  if state ~= was[1] then
+    local old = was[1] or ''
+    if force or (old == 'd') ~= disabled then
+      if disabled then redis.call('SADD', OFF, id) else redis.call('SREM', OFF, id) end
+    end
+    if force or (old == 'i') ~= invalid then
+      if invalid then redis.call('SADD', BAD, id) else redis.call('SREM', BAD, id) end
+    end
+    if cooling then redis.call('ZADD', COOL, until_ts, id)
+    elseif force or string.sub(old, 1, 1) == 'c' then redis.call('ZREM', COOL, id) end
+  end
+  local serving = state == 's'
   local live, refreshing = 0, false
   if serving then
     live = redis.call('ZCOUNT', lkey, '(' .. fmt(NOW), '+inf')
@@ -145,30 +197,53 @@ local function sync(id)
   -- A refresh must have the account to itself: while one is live, or any lease is, where the quota is
   -- unknown (a lease there would have to refresh), the account waits in ixb.
   local full = refreshing or live >= num(f[5], CAP)
+  local now_entries = {state}
   for i, m in ipairs(MODES) do
-    local b = 7 + (i - 1) * 4
-    local rem, tot, reset, at = num(f[b + 1]), num(f[b + 2]), num(f[b + 3]), num(f[b + 4])
-    local region, v = judge(rem, tot, reset, at)
-    local ready, waiting = ix(m, tier), ixb(m, tier)
-    if serving and region ~= 'out' then
-      local score
-      if region == 'fresh' then
-        score = math.min(math.max(v, 0), UNKNOWN_V - 1) + (rand() % 500) / 1000
-      else
-        score = -2e12 + math.min(math.max(v, 0), UNKNOWN_V) + (rand() % 500) / 1000
-      end
-      local busy = full or (live > 0 and rem == nil)
-      redis.call('ZADD', busy and waiting or ready, score, id)
-      redis.call('ZREM', busy and ready or waiting, id)
-      if region == 'fresh' then redis.call('ZADD', frk(m), at, id) else redis.call('ZREM', frk(m), id) end
-      redis.call('ZREM', exk(m), id)
+    local old = was[i + 1] or '-::'
+    if only and m ~= only then
+      now_entries[i + 1] = old
     else
-      redis.call('ZREM', ready, id)
-      redis.call('ZREM', waiting, id)
-      redis.call('ZREM', frk(m), id)
-      if serving then redis.call('ZADD', exk(m), v, id) else redis.call('ZREM', exk(m), id) end
+      local b = base and base[i] or Q0 + (i - 1) * 4
+      local rem, tot, reset, at = num(f[b + 1]), num(f[b + 2]), num(f[b + 3]), num(f[b + 4])
+      local region, v = judge(rem, tot, reset, at)
+      local where, since = '-', ''
+      if serving and region == 'out' then
+        where = 'o'
+      elseif serving then
+        where = (full or (live > 0 and rem == nil)) and 'b' or 'r'
+        if region == 'fresh' then
+          since = fmt(at)
+          v = math.min(math.max(v, 0), UNKNOWN_V - 1)
+        else
+          v = -2e12 + math.min(math.max(v, 0), UNKNOWN_V)
+        end
+      end
+      local value = fmt(v)
+      local entry = where .. ':' .. value .. ':' .. since
+      now_entries[i + 1] = entry
+      if entry ~= old or force then
+        local ow, ov, osince = string.match(old, '^(.):([^:]*):(.*)$')
+        if force then
+          redis.call('ZREM', ix(m, tier), id)
+          redis.call('ZREM', ixb(m, tier), id)
+          redis.call('ZREM', exk(m), id)
+          redis.call('ZREM', frk(m), id)
+          ow, ov, osince = '-', '', ''
+        end
+        if ow ~= where and ow ~= '-' then redis.call('ZREM', where_key(ow, m, tier), id) end
+        if where ~= '-' and (ow ~= where or ov ~= value) then
+          local score = v
+          if where ~= 'o' then score = v + (rand() % 500) / 1000 end -- jitter: random order among equals
+          redis.call('ZADD', where_key(where, m, tier), score, id)
+        end
+        if since ~= osince then
+          if since ~= '' then redis.call('ZADD', frk(m), at, id) else redis.call('ZREM', frk(m), id) end
+        end
+      end
     end
   end
+  local text = table.concat(now_entries, ';')
+  if text ~= f[8] or old_tier ~= tier then redis.call('HSET', akey, 'ixs', text, 'ixt', tier) end
 end
 
 -- Usage: one hash per day, so counting stays inside the command that settles.

@@ -25,7 +25,7 @@ local function attempt(id, indexed)
   local f = redis.call('HMGET', akey, 'tier', 'enabled', 'state', 'until', 'concurrency', q .. 'rem', q .. 'tot',
     q .. 'reset', q .. 'at', 'refreshing')
   local function skip()
-    if indexed then sync(id) end
+    if indexed then sync(id, true) end
     return nil
   end
   if not f[2] then return skip() end -- deleted under our feet
@@ -77,7 +77,7 @@ local function attempt(id, indexed)
     if reset ~= nil and reset <= NOW then redis.call('HSET', akey, q .. 'reset', '') end
   end
   if f[3] == 'cooling' then redis.call('HSET', akey, 'state', 'active', 'reason', '', 'until', '') end
-  sync(id)
+  sync(id, false, mode)
   local t = redis.call('HMGET', akey, 'token', 'enc', 'tier')
   return {'ok', id, t[1], t[2] or 'none', t[3] or 'unknown', fmt(reserved), remaining, refresh and '1' or '0',
     fmt(expires)}
@@ -94,70 +94,70 @@ end
 
 -- Then from the index: fresh quota on a tier >= min (most remaining first), then everything that needs a
 -- refresh or has no tier yet (unknown quota first, then most remaining). Each source is read best-first in
--- small pages; the excluded accounts are the only ones expected to be skipped.
-local function source(tier, region)
-  local key = ix(mode, tier)
-  if region == 'fresh' then
-    return {key = key, max = FRESH_TOP, min = cost, late = tier == 'unknown', shift = 0}
-  end
-  return {key = key, max = LATE_TOP, min = LATE_BASE, late = true, shift = 2e12}
-end
-local sources = {}
+-- small pages; the excluded accounts are the only ones expected to be skipped, so one page usually does.
+local fresh_sources, late_sources = {}, {}
 for _, tier in ipairs(TIERS) do
-  if tier == 'unknown' or RANK[tier] >= min_rank then
-    sources[#sources + 1] = source(tier, 'fresh')
-    sources[#sources + 1] = source(tier, 'late')
+  local key = ix(mode, tier)
+  if tier == 'unknown' then -- no tier yet: after every known one, even with fresh quota
+    late_sources[#late_sources + 1] = {key = key, max = FRESH_TOP, min = cost, shift = 0}
+    late_sources[#late_sources + 1] = {key = key, max = LATE_TOP, min = LATE_BASE, shift = 2e12}
+  elseif RANK[tier] >= min_rank then
+    fresh_sources[#fresh_sources + 1] = {key = key, max = FRESH_TOP, min = cost, shift = 0}
+    late_sources[#late_sources + 1] = {key = key, max = LATE_TOP, min = LATE_BASE, shift = 2e12}
   end
 end
-local page, offset = n_excluded + 8, 0
-for _ = 1, 4 do
-  local candidates, more = {}, false
-  for _, s in ipairs(sources) do
-    local got = redis.call('ZREVRANGEBYSCORE', s.key, s.max, s.min, 'WITHSCORES', 'LIMIT', offset, page)
-    if #got >= page * 2 then more = true end
-    for i = 1, #got, 2 do
-      candidates[#candidates + 1] = {id = got[i], late = s.late, score = tonumber(got[i + 1]) + s.shift}
+
+-- Random among equals: the best candidate's group (same integer part of the score) may be far larger than a
+-- page, so draw one member of the whole group by rank, O(log N). Only sources whose best is in the group can
+-- hold members of it.
+local function draw(sources, tops, g)
+  local spans, n = {}, 0
+  for i, s in ipairs(sources) do
+    if tops[i] and math.floor(tops[i]) == g then
+      local count = redis.call('ZCOUNT', s.key, fmt(g - s.shift), '(' .. fmt(g + 1 - s.shift))
+      spans[#spans + 1] = {key = s.key, above = redis.call('ZCOUNT', s.key, fmt(g + 1 - s.shift), '+inf'),
+        count = count}
+      n = n + count
     end
   end
-  table.sort(candidates, function(a, b)
-    if a.late ~= b.late then return not a.late end
-    return a.score > b.score
-  end)
-  -- Random among equals: the best candidate's group (same integer part of the score, same class) may be far
-  -- larger than a page, so draw one member of the whole group by rank, O(log N), and try it first.
-  local best = candidates[1]
-  if best and offset == 0 then
-    local g = math.floor(best.score)
-    local spans, n = {}, 0
-    for _, s in ipairs(sources) do
-      if s.late == best.late then
-        local lo, hi = fmt(g - s.shift), '(' .. fmt(g + 1 - s.shift)
-        local count = redis.call('ZCOUNT', s.key, lo, hi)
-        if count > 0 then
-          spans[#spans + 1] = {key = s.key, above = redis.call('ZCOUNT', s.key, fmt(g + 1 - s.shift), '+inf'),
-            count = count}
-          n = n + count
-        end
+  if n <= 1 then return nil end
+  local r = rand() % n
+  for _, span in ipairs(spans) do
+    if r < span.count then return redis.call('ZREVRANGE', span.key, span.above + r, span.above + r)[1] end
+    r = r - span.count
+  end
+end
+
+for _, sources in ipairs({fresh_sources, late_sources}) do
+  local offset, page = 0, n_excluded + 2
+  for round = 1, 4 do
+    local candidates, tops, more = {}, {}, false
+    for i, s in ipairs(sources) do
+      local got = redis.call('ZREVRANGEBYSCORE', s.key, s.max, s.min, 'WITHSCORES', 'LIMIT', offset, page)
+      if #got >= page * 2 then more = true end
+      for j = 1, #got, 2 do
+        local score = tonumber(got[j + 1]) + s.shift
+        if j == 1 then tops[i] = score end
+        candidates[#candidates + 1] = {id = got[j], score = score}
       end
     end
-    if n > 1 then
-      local r = rand() % n
-      for _, span in ipairs(spans) do
-        if r < span.count then
-          local pick = redis.call('ZREVRANGE', span.key, span.above + r, span.above + r)[1]
-          if pick then table.insert(candidates, 1, {id = pick}) end
-          break
-        end
-        r = r - span.count
+    if #candidates == 0 then break end
+    if #candidates > 1 then table.sort(candidates, function(a, b) return a.score > b.score end) end
+    if round == 1 then
+      local pick = draw(sources, tops, math.floor(candidates[1].score))
+      if pick then
+        local reply = attempt(pick, true)
+        if reply then return reply end
       end
     end
+    for _, c in ipairs(candidates) do
+      local reply = attempt(c.id, true)
+      if reply then return reply end
+    end
+    if not more then break end
+    offset = offset + page
+    page = 16
   end
-  for _, c in ipairs(candidates) do
-    local reply = attempt(c.id, true)
-    if reply then return reply end
-  end
-  if not more then break end
-  offset = offset + page
 end
 
 -- Nothing free: explain why from the index's counts, without looking at every account.

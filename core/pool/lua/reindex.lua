@@ -14,7 +14,7 @@ for i = 1, #batch, 2 do
     local held = redis.call('ZRANGE', A .. id .. ':leases', 0, -1, 'WITHSCORES')
     for j = 1, #held, 2 do redis.call('ZADD', LEASES, held[j + 1], lease_member(id, held[j], '')) end
   end
-  sync(id)
+  sync(id, true)
 end
 if #batch < tonumber(ARGV[10]) * 2 then last = '0' end
 return {last, #batch / 2}
