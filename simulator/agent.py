@@ -182,18 +182,29 @@ def last_turn(transcript: str, full: str = "") -> LastTurn:
 # -- choosing and answering ------------------------------------------------------------------------------------
 
 
+# Verbs people use for what the tool names say.
+_SYNONYMS = {
+    "create": ("write",), "save": ("write",), "make": ("write",), "put": ("write",),
+    "run": ("bash", "shell", "exec", "execute", "command"), "execute": ("bash", "shell", "exec", "command"),
+    "open": ("read",), "show": ("read", "view"), "cat": ("read",), "look": ("read", "view"),
+    "find": ("search", "grep", "glob"), "search": ("grep", "find"), "fetch": ("get", "web"),
+    "change": ("edit",), "modify": ("edit",), "replace": ("edit",), "update": ("edit",),
+}
+
+
 def choose_tool(found: Instructions, user_text: str) -> Tool:
-    """The forced tool; else the first whose name, then description, shares a word with the request; else the
-    first."""
+    """The forced tool; else the first whose name shares a word with the request (verbs widened by synonyms);
+    else the one whose description shares most words; else the first."""
     if found.forced:
         forced = next((t for t in found.tools if t.name == found.forced), None)
         return forced or Tool(found.forced, "", {})
     asked = words(user_text)
-    for pick in (lambda t: words(t.name), lambda t: words(t.description)):
-        tool = next((t for t in found.tools if pick(t) & asked), None)
-        if tool is not None:
-            return tool
-    return found.tools[0]
+    widened = asked.union(*(_SYNONYMS.get(w, ()) for w in asked))
+    named = next((t for t in found.tools if words(t.name) & widened), None)
+    if named is not None:
+        return named
+    best = max(found.tools, key=lambda t: len(words(t.description) & asked))
+    return best if words(best.description) & asked else found.tools[0]
 
 
 def _dump(value: Any) -> str:

@@ -116,7 +116,17 @@ def _is(name: str, names: tuple[str, ...]) -> bool:
     return snake in names or any(snake.endswith("_" + n) for n in names)
 
 
-def _resolve(schema: Any, root: dict[str, Any]) -> dict[str, Any]:
+def _branch(branches: list[Any], deep: bool) -> Any:
+    """The first non-null branch; deep down, a null or ``$ref``-free one so recursive schemas can end."""
+    options = [b for b in branches if isinstance(b, dict)]
+    if deep:
+        ending = [b for b in options if b.get("type") == "null"] or [b for b in options if "$ref" not in b]
+        if ending:
+            return ending[0]
+    return next((b for b in options if b.get("type") != "null"), branches[0])
+
+
+def _resolve(schema: Any, root: dict[str, Any], deep: bool = False) -> dict[str, Any]:
     """Follow local ``$ref``s and pick a branch of ``anyOf``/``oneOf``; merge ``allOf``."""
     for _ in range(MAX_DEPTH):
         if not isinstance(schema, dict):
@@ -133,7 +143,7 @@ def _resolve(schema: Any, root: dict[str, Any]) -> dict[str, Any]:
         for key in ("anyOf", "oneOf"):
             branches = schema.get(key)
             if isinstance(branches, list) and branches:
-                pick = next((b for b in branches if isinstance(b, dict) and b.get("type") != "null"), branches[0])
+                pick = _branch(branches, deep)
                 schema = {**{k: v for k, v in schema.items() if k != key}, **(pick if isinstance(pick, dict) else {})}
                 break
         else:
@@ -141,7 +151,7 @@ def _resolve(schema: Any, root: dict[str, Any]) -> dict[str, Any]:
             if isinstance(parts, list):
                 merged = {k: v for k, v in schema.items() if k != "allOf"}
                 for part in parts:
-                    part = _resolve(part, root)
+                    part = _resolve(part, root, deep)
                     merged["properties"] = {**merged.get("properties", {}), **part.get("properties", {})}
                     merged["required"] = [*merged.get("required", []), *part.get("required", [])]
                     merged.update({k: v for k, v in part.items() if k not in ("properties", "required")})
@@ -215,7 +225,7 @@ def fill(schema: Any, request: Request, *, name: str = "", root: bool = False, d
          defs: dict[str, Any] | None = None) -> Any:
     """A value valid for ``schema``. ``root``: the value must be an object (tool arguments)."""
     top = defs if defs is not None else (schema if isinstance(schema, dict) else {})
-    schema = _resolve(schema, top)
+    schema = _resolve(schema, top, depth >= MAX_DEPTH - 1)
     if "const" in schema:
         return schema["const"]
     enum = schema.get("enum")
