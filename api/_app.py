@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, *, gateway_factory: Callable[[]
     app.include_router(_admin.router)
     app.include_router(_cron.router)
     app.include_router(_health.router)
+    _errors.document_errors(app)  # the OpenAPI schema states the error shapes routes really return
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     log = logging.getLogger("grok2api")
     log.setLevel(logging.INFO)

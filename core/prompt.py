@@ -91,6 +91,11 @@ def _body(turn: Turn) -> str:
     for call in turn.tool_calls:
         try:
             arguments = json.dumps(json.loads(call.arguments), ensure_ascii=False)
+        except RecursionError:  # JSON inside a JSON string escapes the body's depth check
+            raise InvalidRequest(
+                f"tool call `{call.id or call.name}`: arguments nest JSON too deeply",
+                param="messages[].tool_calls[].function.arguments", code="json_too_deep",
+            ) from None
         except ValueError:
             arguments = call.arguments
         lines.append(f"[tool call {call.id}] {call.name} {arguments}")
