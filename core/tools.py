@@ -1,0 +1,760 @@
+"""Tool calling emulated over a chat that has none: declarations, instructions, history rendering, argument checks.
+
+grok.com's web API cannot call functions, so the gateway asks the model, in the upstream message, to write each
+call as one line ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` and parses those lines back out of
+the answer (``core.sieve.ToolSieve``). This module is the pure part of that contract:
+
+* ``ToolSpec`` / ``ToolChoice`` / ``ToolCallOut``: a declared tool (its client schema checked and normalised on
+  construction), the client's ``tool_choice``, and a call found in an answer.
+* ``prepare_tools(tools)``: the request's tools, counted, named, de-duplicated (``InvalidRequest`` otherwise).
+* ``normalise_schema(schema, tool=...)``: the schema as shown upstream (refs inlined, root made a plain object).
+* ``instructions(tools, choice)``: the block (first line ``TOOLS_MARKER``) put into the upstream message.
+* ``render_call`` / ``render_result`` / ``render_history``: earlier calls and results in the same format.
+* ``parse_json`` / ``validate_arguments`` / ``read_call``: a call's JSON read with light repair, then checked
+  against the tool's schema; anything that does not both parse and validate is no call (the caller releases it
+  as text, never a broken call).
+
+Arguments are validated against the client's *original* schema (``jsonschema``, Draft 2020-12 unless the schema's
+``$schema`` names another draft); the normalised one is only what the model reads.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator, SchemaError
+from jsonschema.validators import validator_for
+
+from core.errors import InvalidRequest
+from core.prompt import ToolCall, Turn, clean_turns
+
+__all__ = [
+    "CALL_CLOSE",
+    "CALL_OPEN",
+    "NOT_JSON",
+    "RESULT_CLOSE",
+    "TOOLS_MARKER",
+    "ToolCallOut",
+    "ToolChoice",
+    "ToolSpec",
+    "check_arguments",
+    "instructions",
+    "new_call_id",
+    "normalise_schema",
+    "parse_json",
+    "prepare_tools",
+    "read_call",
+    "render_call",
+    "render_history",
+    "render_result",
+    "validate_arguments",
+]
+
+CALL_OPEN = "<tool_call>"
+CALL_CLOSE = "</tool_call>"
+RESULT_CLOSE = "</tool_result>"
+TOOLS_MARKER = "# Tools"
+
+# Bounds on the work one request can cause (all enforced before anything reaches jsonschema or the upstream).
+MAX_TOOLS = 128  # tools per request
+MAX_SCHEMA_NODES = 10_000  # JSON values (objects, arrays, scalars) in one tool's schema as sent
+MAX_SCHEMA_DEPTH = 64  # nesting of one schema as sent
+MAX_EXPANDED_NODES = 50_000  # one schema with every non-recursive $ref expanded: guards validation cost
+MAX_SHOWN_NODES = 5_000  # ref inlining stops here (later refs become a "same schema as" note)
+MAX_REF_DEPTH = 8  # refs inlined inside refs
+MAX_JSON_DEPTH = 64  # nesting of a call's JSON (deeper: no call; never a RecursionError)
+MAX_ARGUMENT_CHARS = 1_000_000  # a call's JSON text
+MAX_AUTO_CLOSE = 2  # missing closing braces/brackets the repair may add at the end
+
+_NAME = re.compile(r"[A-Za-z0-9_.:/\-]{1,128}")
+ToolChoiceMode = Literal["auto", "none", "required", "function"]
+
+
+def new_call_id() -> str:
+    """A fresh call id: ``call_`` and 24 hex digits."""
+    return "call_" + secrets.token_hex(12)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Declarations
+# ------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class ToolSpec:
+    """A declared tool. ``parameters`` is the client's JSON Schema as sent (``None``/``{}``: no arguments).
+
+    Construction checks and normalises it (``InvalidRequest`` naming the tool): ``schema`` is what the model is
+    shown, the compiled validator checks arguments against the original.
+    """
+
+    name: str
+    description: str = ""
+    parameters: Any = None
+    schema: dict[str, Any] = field(init=False, repr=False)
+    _validator: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+            raise InvalidRequest(
+                f"tool name {self.name!r} is invalid: use 1-128 letters, digits, '_', '-', '.', ':' or '/'"
+            )
+        object.__setattr__(self, "description", self.description or "")
+        original = {} if self.parameters is None else self.parameters
+        object.__setattr__(self, "schema", normalise_schema(original, tool=self.name))
+        object.__setattr__(self, "_validator", _compile(original if isinstance(original, dict) else {}))
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """The client's ``tool_choice``: ``auto`` | ``none`` | ``required`` | ``function`` (with ``name``)."""
+
+    mode: ToolChoiceMode = "auto"
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "none", "required", "function"):
+            raise InvalidRequest(f"tool_choice {self.mode!r} is not one of auto, none, required, function")
+        if self.mode == "function" and not self.name:
+            raise InvalidRequest("tool_choice names no function")
+
+    @classmethod
+    def function(cls, name: str) -> ToolChoice:
+        return cls("function", name)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallOut:
+    """A call found in an answer: ``raw`` is the exact text it was written as (tags included)."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    raw: str = ""
+
+    @property
+    def arguments_json(self) -> str:
+        """The arguments as the JSON string OpenAI's ``function.arguments`` carries."""
+        return json.dumps(self.arguments, ensure_ascii=False)
+
+
+def prepare_tools(tools: Iterable[ToolSpec], choice: ToolChoice | None = None, *, param: str = "tools") -> list[ToolSpec]:
+    """The request's tools, checked: at most ``MAX_TOOLS``, unique names, a forced function among them."""
+    specs = list(tools)
+    if len(specs) > MAX_TOOLS:
+        raise InvalidRequest(f"too many tools: {len(specs)} (at most {MAX_TOOLS})", param=param)
+    seen: set[str] = set()
+    for index, spec in enumerate(specs):
+        if spec.name in seen:
+            raise InvalidRequest(f"tool name {spec.name!r} is declared twice", param=f"{param}[{index}]")
+        seen.add(spec.name)
+    if choice is not None and choice.mode == "function" and choice.name not in seen:
+        raise InvalidRequest(f"tool_choice names {choice.name!r}, which is not among the tools", param="tool_choice")
+    if choice is not None and choice.mode in ("required", "function") and not specs:
+        raise InvalidRequest(f"tool_choice {choice.mode!r} needs at least one tool", param="tool_choice")
+    return specs
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Schema normalisation
+# ------------------------------------------------------------------------------------------------------------------
+
+# Keywords whose value is one schema, a list of schemas, or a map of names to schemas (the walk must know which:
+# a property may be called "$ref" or "definitions", and `default`/`enum` values are data, never rewritten).
+_ONE = {"additionalProperties", "items", "not", "if", "then", "else", "contains", "propertyNames",
+        "unevaluatedProperties", "unevaluatedItems", "additionalItems", "contentSchema"}
+_MANY = {"anyOf", "oneOf", "allOf", "prefixItems"}
+_MAP = {"properties", "patternProperties", "dependentSchemas"}
+_DROPPED = {"$defs", "definitions", "$schema", "$id", "$anchor", "$dynamicAnchor", "$comment", "nullable"}
+
+
+def normalise_schema(schema: Any, *, tool: str = "tool") -> dict[str, Any]:
+    """``schema`` as shown upstream for ``tool``; ``InvalidRequest`` when it is not a usable object schema.
+
+    Inlines local ``$ref`` (``#/$defs/X``, ``#/definitions/X``, any JSON pointer; recursive or too deep refs
+    become a ``same schema as`` note), drops ``$defs``/``$schema``/``nullable``, makes a nullable root
+    (``type: [object, null]``) an object, merges a root ``anyOf``/``oneOf``/``allOf`` of objects into one object
+    (alternatives described), and adds a missing root ``type: object``. The original is checked as a schema.
+    """
+    if schema is None or schema is True:
+        schema = {}
+    if not isinstance(schema, dict):
+        raise InvalidRequest(f"tool {tool!r}: parameters must be a JSON Schema object, not {_kind(schema)}")
+    _check_size(schema, tool)
+    _check_schema(schema, tool)
+    shown = _Inliner(schema, tool).run()
+    return _object_root(shown, tool)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _check_size(schema: dict, tool: str) -> None:
+    nodes, stack = 0, [(schema, 1)]
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_SCHEMA_NODES:
+            raise InvalidRequest(f"tool {tool!r}: parameters schema too large (over {MAX_SCHEMA_NODES} values)")
+        if depth > MAX_SCHEMA_DEPTH:
+            raise InvalidRequest(f"tool {tool!r}: parameters schema nested deeper than {MAX_SCHEMA_DEPTH}")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+
+
+def _compile(schema: dict) -> Any:
+    cls = validator_for(schema, default=Draft202012Validator)
+    return cls(schema)
+
+
+def _check_schema(schema: dict, tool: str) -> None:
+    cls = validator_for(schema, default=Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except SchemaError as error:
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        raise InvalidRequest(f"tool {tool!r}: parameters is not a valid JSON Schema at {where}: {error.message}") \
+            from None
+    except RecursionError:
+        raise InvalidRequest(f"tool {tool!r}: parameters schema nested too deeply") from None
+
+
+def _pointer(root: dict, ref: str, tool: str) -> Any:
+    if ref == "#":
+        return root
+    if not ref.startswith("#/"):
+        raise InvalidRequest(f"tool {tool!r}: unsupported $ref {ref!r} (only local '#/...' references)")
+    node: Any = root
+    for raw in ref[2:].split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise InvalidRequest(f"tool {tool!r}: $ref {ref!r} points at nothing")
+    if not isinstance(node, dict | bool):
+        raise InvalidRequest(f"tool {tool!r}: $ref {ref!r} does not point at a schema")
+    return node
+
+
+def _ref_name(ref: str) -> str:
+    return ref.rsplit("/", 1)[-1] or "root"
+
+
+class _Inliner:
+    """One schema's ``$ref``s inlined, bounded by ``MAX_REF_DEPTH``, ``MAX_SHOWN_NODES`` and (for the cost of
+    validating against the original) ``MAX_EXPANDED_NODES``."""
+
+    def __init__(self, root: dict, tool: str) -> None:
+        self.root, self.tool = root, tool
+        self.nodes = 0
+        self.titled: dict[str, list[dict]] = {}  # ref -> its inlined copies (titled if a note refers to it)
+        self.noted: set[str] = set()
+        self.sizes: dict[str, int] = {}
+
+    def run(self) -> dict[str, Any]:
+        if self._expanded(self.root, ()) > MAX_EXPANDED_NODES:
+            raise InvalidRequest(
+                f"tool {self.tool!r}: parameters schema expands past {MAX_EXPANDED_NODES} values once its $refs "
+                "are resolved")
+        shown = self._walk(self.root, ())
+        for ref in self.noted:
+            for copy in self.titled.get(ref, ()):
+                copy.setdefault("title", _ref_name(ref))
+        return shown if isinstance(shown, dict) else {}
+
+    def _expanded(self, node: Any, stack: tuple[str, ...]) -> int:
+        """Node count with refs expanded (memoised per ref; recursion counts 1): linear in the schema."""
+        if not isinstance(node, dict):
+            return 1
+        total = 1
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            if ref in stack:
+                total += 1
+            elif ref in self.sizes:
+                total += self.sizes[ref]
+            else:
+                size = self._expanded(_pointer(self.root, ref, self.tool), (*stack, ref))
+                self.sizes[ref] = size
+                total += size
+            if total > MAX_EXPANDED_NODES:
+                return total
+        for key, value in node.items():
+            for child in _children(key, value):
+                total += self._expanded(child, stack)
+                if total > MAX_EXPANDED_NODES:
+                    return total
+        return total
+
+    def _walk(self, node: Any, stack: tuple[str, ...]) -> Any:
+        if not isinstance(node, dict):
+            return node  # boolean schema
+        self.nodes += 1
+        out: dict[str, Any] = {}
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            target = _pointer(self.root, ref, self.tool)
+            if ref in stack or len(stack) >= MAX_REF_DEPTH or self.nodes > MAX_SHOWN_NODES:
+                self.noted.add(ref)
+                out = _note(target, ref, recursive=ref in stack)
+            else:
+                inlined = self._walk(target, (*stack, ref))
+                if isinstance(inlined, dict):
+                    out = dict(inlined)
+                    self.titled.setdefault(ref, []).append(out)
+        for key, value in node.items():
+            if key == "$ref" or key in _DROPPED:
+                continue
+            if key in _ONE:
+                out[key] = [self._walk(v, stack) for v in value] if isinstance(value, list) else self._walk(value, stack)
+            elif key in _MANY and isinstance(value, list):
+                out[key] = [self._walk(v, stack) for v in value]
+            elif key in _MAP and isinstance(value, dict):
+                out[key] = {name: self._walk(v, stack) for name, v in value.items()}
+            else:
+                out[key] = value
+        return out
+
+
+def _children(key: str, value: Any) -> Iterable[Any]:
+    if key in _ONE:
+        return value if isinstance(value, list) else (value,)
+    if key in _MANY and isinstance(value, list):
+        return value
+    if key in _MAP and isinstance(value, dict):
+        return value.values()
+    return ()
+
+
+def _note(target: Any, ref: str, *, recursive: bool) -> dict[str, Any]:
+    name = _ref_name(ref)
+    why = "the enclosing" if recursive else "the"
+    out: dict[str, Any] = {"description": f"same schema as {why} `{name}` above"}
+    if isinstance(target, dict) and isinstance(target.get("type"), str):
+        out = {"type": target["type"], **out}
+    return out
+
+
+def _object_like(alt: Any) -> bool:
+    if not isinstance(alt, dict):
+        return alt is True
+    kind = alt.get("type")
+    if kind is None:
+        return True
+    return kind == "object" or (isinstance(kind, list) and "object" in kind)
+
+
+def _is_null(alt: Any) -> bool:
+    return isinstance(alt, dict) and (alt.get("type") == "null" or alt.get("type") == ["null"])
+
+
+def _object_root(schema: dict[str, Any], tool: str) -> dict[str, Any]:
+    out = dict(schema)
+    kind = out.get("type")
+    if isinstance(kind, list):
+        if "object" not in kind:
+            raise InvalidRequest(f"tool {tool!r}: parameters must describe a JSON object, not {kind!r}")
+        out["type"] = "object"
+    elif kind is not None and kind != "object":
+        raise InvalidRequest(f"tool {tool!r}: parameters must describe a JSON object, not {kind!r}")
+    for key in ("anyOf", "oneOf"):
+        alts = out.pop(key, None)
+        if isinstance(alts, list):
+            _merge_alternatives(out, [a for a in alts if not _is_null(a)], tool, exclusive=key == "oneOf")
+    alts = out.get("allOf")
+    if isinstance(alts, list) and all(isinstance(a, dict) and _object_like(a) for a in alts):
+        del out["allOf"]
+        for alt in alts:
+            out.setdefault("properties", {}).update(alt.get("properties") or {})
+            out["required"] = _unique([*out.get("required", []), *alt.get("required", [])])
+    out.pop("type", None)
+    out.setdefault("properties", {})
+    return {"type": "object", **out}
+
+
+def _merge_alternatives(out: dict[str, Any], alts: list[Any], tool: str, *, exclusive: bool) -> None:
+    objects = [a for a in alts if isinstance(a, dict) and _object_like(a)]
+    if not objects:
+        raise InvalidRequest(f"tool {tool!r}: no alternative of the parameters' anyOf/oneOf is a JSON object")
+    properties = dict(out.get("properties") or {})
+    required: set[str] | None = None
+    forms = []
+    for alt in objects:
+        for name, sub in (alt.get("properties") or {}).items():
+            if name in properties and properties[name] != sub:
+                properties[name] = {"anyOf": [properties[name], sub]}
+            else:
+                properties[name] = sub
+        needed = [r for r in alt.get("required", []) if isinstance(r, str)]
+        required = set(needed) if required is None else required & set(needed)
+        label = alt.get("title") or alt.get("description")
+        keys = ", ".join(needed or list(alt.get("properties") or {})) or "no arguments"
+        forms.append(f"{label}: {keys}" if label else keys)
+    out["properties"] = properties
+    if len(objects) > 1:
+        base = out.get("required", [])
+        out["required"] = _unique([*base, *sorted(required or ())])
+        which = "exactly one" if exclusive else "one"
+        text = f"Arguments take {which} of these forms: " + "; ".join(f"({n}) {f}" for n, f in enumerate(forms, 1))
+        out["description"] = f"{out['description']} {text}" if out.get("description") else text
+    else:
+        alt = objects[0]
+        out["required"] = _unique([*out.get("required", []), *alt.get("required", [])])
+        for key, value in alt.items():
+            if key not in ("properties", "required", "type"):
+                out.setdefault(key, value)
+    if not out["required"]:
+        del out["required"]
+
+
+def _unique(items: Iterable[Any]) -> list[Any]:
+    return list(dict.fromkeys(i for i in items if isinstance(i, str)))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Instructions and history
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def instructions(tools: Sequence[ToolSpec], choice: ToolChoice | None = None) -> str:
+    """The tool block for the upstream message; its first line is ``TOOLS_MARKER``.
+
+    ``auto``/``required``/``function``: every tool (name, description, normalised schema), the call format and
+    its rules, then the choice rule. ``none``: names and descriptions only, for context (earlier calls in the
+    history stay readable), without the call format, and the rule not to call any.
+    """
+    choice = choice or ToolChoice()
+    if choice.mode == "none":
+        lines = [TOOLS_MARKER, "", "These tools were available earlier in this conversation:"]
+        lines += [f"- {tool.name}" + (f": {_one_line(tool.description)}" if tool.description else "") for tool in tools]
+        lines += ["", f"Tool calling is disabled for this reply: do not write {CALL_OPEN} blocks. Answer in plain "
+                  "text, using any tool results above."]
+        return "\n".join(lines)
+    lines = [TOOLS_MARKER, "",
+             "You can call the tools below. They run on the user's side: you request a call, the result comes "
+             "back in the next message.", "", "## Available tools"]
+    for tool in tools:
+        lines += ["", f"### {tool.name}"]
+        if tool.description:
+            lines.append(tool.description.strip())
+        lines.append(f"Parameters (JSON Schema): {_compact(tool.schema)}")
+    example = '{"name": "TOOL_NAME", "arguments": {"ARGUMENT": "VALUE"}}'
+    lines += [
+        "", "## How to call a tool",
+        "To call a tool, write a line of exactly this form, with nothing else on that line:",
+        f"{CALL_OPEN}{example}{CALL_CLOSE}",
+        "Rules:",
+        "- \"name\" is one of the tools above; \"arguments\" is a JSON object that matches that tool's parameters "
+        "schema (valid JSON: double quotes, no comments, no trailing commas).",
+        f"- To call several tools at once, write one {CALL_OPEN} line per call.",
+        f"- Never put {CALL_OPEN} lines in code blocks or quotes, and never write one you do not mean to make.",
+        "- After your tool calls, stop and end your reply: wait for the results. They arrive as "
+        "<tool_result id=\"...\" name=\"...\">...</tool_result> blocks; never write those yourself or guess "
+        "results.",
+        f"- {_choice_rule(choice)}",
+    ]
+    return "\n".join(lines)
+
+
+def _choice_rule(choice: ToolChoice) -> str:
+    if choice.mode == "required":
+        return "In this reply you MUST call at least one tool."
+    if choice.mode == "function":
+        return f"In this reply you MUST call the tool `{choice.name}` (exactly that tool, no other)."
+    return "Call a tool when it helps answer the user; otherwise reply normally, without tool calls."
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def render_call(call: ToolCall | ToolCallOut) -> str:
+    """An earlier assistant call, as the model writes them, with its id: ``<tool_call>{"id": ...}</tool_call>``."""
+    arguments: Any = call.arguments
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except (ValueError, RecursionError):
+            pass  # shown as the string the client sent
+    body = json.dumps({"id": call.id, "name": call.name, "arguments": arguments}, ensure_ascii=False)
+    return CALL_OPEN + body.replace("</", "<\\/") + CALL_CLOSE  # "<\/" is valid JSON: no early close
+
+
+_RESULT_TAGS = re.compile(r"<(/?)(tool_result|tool_call)", re.IGNORECASE)
+
+
+def render_result(call_id: str, name: str | None, content: str, is_error: bool = False) -> str:
+    """A tool result block; tags inside ``content`` are escaped (``&lt;/tool_result``) so it cannot end early."""
+    attrs = f'id="{html.escape(call_id or "", quote=True)}"'
+    if name:
+        attrs += f' name="{html.escape(name, quote=True)}"'
+    if is_error:
+        attrs += ' error="true"'
+    body = _RESULT_TAGS.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}", content.strip("\n"))
+    return f"<tool_result {attrs}>\n{body}\n{RESULT_CLOSE}"
+
+
+def render_history(turns: list[Turn]) -> str:
+    """``core.prompt.flatten``'s message with tool turns in this format (texts cleaned the same way).
+
+    Role-labelled blocks (``[system]``, ``[user]``, ``[assistant]``) separated by blank lines, like ``flatten``;
+    an assistant's calls follow its text as ``render_call`` lines, and consecutive tool results become one
+    ``[tool results]`` block of ``render_result`` blocks, named from the call they answer. Images are not
+    touched: collect them as ``flatten`` does.
+    """
+    turns = clean_turns(turns)
+    names = {call.id: call.name for turn in turns for call in turn.tool_calls}
+    blocks: list[str] = []
+    results: list[str] = []
+    for turn in turns:
+        if turn.role == "tool":
+            name = turn.name or names.get(turn.tool_call_id or "")
+            results.append(render_result(turn.tool_call_id or "", name, turn.text))
+            continue
+        if results:
+            blocks.append("[tool results]\n" + "\n".join(results))
+            results = []
+        lines = [turn.text.strip()] if turn.text.strip() else []
+        lines += [render_call(call) for call in turn.tool_calls]
+        if not lines:
+            continue
+        if turn.role in ("system", "developer"):
+            label = "[system]"
+        else:
+            label = f"[{turn.role} {turn.name}]" if turn.name else f"[{turn.role}]"
+        blocks.append(label + "\n" + "\n".join(lines))
+    if results:
+        blocks.append("[tool results]\n" + "\n".join(results))
+    return "\n\n".join(blocks)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Reading calls: JSON with light repair, arguments checked against the schema
+# ------------------------------------------------------------------------------------------------------------------
+
+class _NotJson:
+    def __repr__(self) -> str:
+        return "NOT_JSON"
+
+
+NOT_JSON: Any = _NotJson()  # parse_json's "no JSON here" (distinct from a JSON null)
+_FAIL = NOT_JSON
+_FENCED = re.compile(r"\A\s*(```|~~~)[\w.+-]*[ \t]*\n(.*?)\n?[ \t]*\1\s*\Z", re.DOTALL)
+_DEPTH_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _too_deep(text: str) -> bool:
+    """Nesting beyond ``MAX_JSON_DEPTH`` (counted outside double-quoted strings), checked before json.loads."""
+    if text.count("{") + text.count("[") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    for match in _DEPTH_TOKENS.finditer(text):
+        token = match.group()
+        if token in "{[":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif token in "]}":
+            depth -= 1
+    return False
+
+
+def parse_json(text: str, *, repair: bool = True) -> Any:
+    """The JSON value ``text`` holds, or ``NOT_JSON``; never raises.
+
+    Strict JSON first (raw control characters inside strings allowed). With ``repair``, then a lenient reading
+    that undoes common slips, only as a whole: a surrounding code fence, trailing commas, smart quotes (“ ” ‘ ’)
+    and single quotes as string delimiters, and up to ``MAX_AUTO_CLOSE`` missing closing braces/brackets at the
+    end. Nesting deeper than ``MAX_JSON_DEPTH`` or text over ``MAX_ARGUMENT_CHARS`` fail. NaN/Infinity fail.
+    """
+    if len(text) > MAX_ARGUMENT_CHARS or _too_deep(text):
+        return _FAIL
+    try:
+        return json.loads(text, strict=False, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        pass
+    if not repair:
+        return _FAIL
+    fenced = _FENCED.match(text)
+    if fenced:
+        return parse_json(fenced.group(2), repair=True)
+    try:
+        return _Lenient(text).document()
+    except (_Fail, RecursionError):
+        return _FAIL
+
+
+class _Fail(Exception):
+    pass
+
+
+_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_SPACE = re.compile(r"\s*")
+_LITERALS = {"true": True, "false": False, "null": None}
+# Opening quote -> the characters that close it, and whether backslash escapes apply.
+_QUOTES = {'"': ('"', True), "'": ("'", True), "“": ("”“", False), "”": ("”“", False), "„": ("”“", False),
+           "‘": ("’‘", False), "’": ("’‘", False)}
+_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "'": "'"}
+
+
+class _Lenient:
+    """A small recursive-descent JSON reader for the repairs ``parse_json`` documents (depth-bounded)."""
+
+    def __init__(self, text: str) -> None:
+        self.s = text
+        self.i = 0
+        self.closed = 0
+
+    def document(self) -> Any:
+        value = self.value(0)
+        self.space()
+        if self.i != len(self.s):
+            raise _Fail
+        return value
+
+    def space(self) -> None:
+        self.i = _SPACE.match(self.s, self.i).end()  # type: ignore[union-attr]
+
+    def value(self, depth: int) -> Any:
+        if depth >= MAX_JSON_DEPTH:
+            raise _Fail
+        self.space()
+        if self.i >= len(self.s):
+            raise _Fail
+        c = self.s[self.i]
+        if c == "{":
+            return self.container(depth, "}")
+        if c == "[":
+            return self.container(depth, "]")
+        if c in _QUOTES:
+            return self.string()
+        number = _NUMBER.match(self.s, self.i)
+        if number:
+            self.i = number.end()
+            return json.loads(number.group())
+        for word, literal in _LITERALS.items():
+            if self.s.startswith(word, self.i):
+                self.i += len(word)
+                return literal
+        raise _Fail
+
+    def container(self, depth: int, close: str) -> Any:
+        self.i += 1
+        out: Any = {} if close == "}" else []
+        while True:
+            self.space()
+            if self.i >= len(self.s):  # missing closer(s) at the very end
+                self.closed += 1
+                if self.closed > MAX_AUTO_CLOSE:
+                    raise _Fail
+                return out
+            if self.s[self.i] == close:
+                self.i += 1
+                return out
+            if close == "}":
+                if self.s[self.i] not in _QUOTES:
+                    raise _Fail
+                key = self.string()
+                self.space()
+                if not self.s.startswith(":", self.i):
+                    raise _Fail
+                self.i += 1
+                out[key] = self.value(depth + 1)
+            else:
+                out.append(self.value(depth + 1))
+            self.space()
+            if self.s.startswith(",", self.i):
+                self.i += 1  # a trailing comma is taken care of by the closer check above
+            elif self.i < len(self.s) and self.s[self.i] != close:
+                raise _Fail
+
+    def string(self) -> str:
+        closers, escapes = _QUOTES[self.s[self.i]]
+        self.i += 1
+        out: list[str] = []
+        s = self.s
+        while True:
+            if self.i >= len(s):
+                raise _Fail
+            c = s[self.i]
+            if c in closers:
+                self.i += 1
+                return "".join(out)
+            if c == "\\" and escapes:
+                nxt = s[self.i + 1: self.i + 2]
+                if nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", s[self.i + 2: self.i + 6]):
+                    out.append(chr(int(s[self.i + 2: self.i + 6], 16)))
+                    self.i += 6
+                    continue
+                if nxt not in _ESCAPES:
+                    raise _Fail
+                out.append(_ESCAPES[nxt])
+                self.i += 2
+                continue
+            out.append(c)
+            self.i += 1
+
+
+def check_arguments(tool: ToolSpec, value: Any) -> str | None:
+    """Why ``value`` is not a valid argument object for ``tool`` (None when it is)."""
+    if not isinstance(value, dict):
+        return f"arguments for {tool.name!r} are not a JSON object"
+    try:
+        error = next(iter(tool._validator.iter_errors(value)), None)
+    except RecursionError:
+        return f"arguments for {tool.name!r} nest too deeply"
+    except Exception as exc:  # an unresolvable reference, a pattern Python cannot compile: no call, never a 500
+        return f"arguments for {tool.name!r} could not be checked: {type(exc).__name__}"
+    if error is None:
+        return None
+    where = "".join(f"[{p!r}]" for p in error.absolute_path) or "(root)"
+    return f"arguments for {tool.name!r} do not match its schema at {where}: {error.message}"
+
+
+def validate_arguments(tool: ToolSpec, raw: str) -> dict[str, Any] | None:
+    """The argument object in ``raw`` (JSON, light repair as ``parse_json``) if it matches ``tool``'s schema."""
+    value = parse_json(raw) if raw.strip() else {}
+    if value is _FAIL or check_arguments(tool, value) is not None:
+        return None
+    return value
+
+
+def read_call(body: str, tools: Mapping[str, ToolSpec], *, raw: str = "") -> ToolCallOut | str:
+    """The call ``body`` (the text between the tags) writes, with a fresh id, or why it is none.
+
+    ``{"name": ..., "arguments": {...}}``; ``input``/``parameters`` are read as ``arguments``, arguments given as
+    a JSON string are decoded, missing arguments are ``{}``; an ``id`` the model copied from history is ignored.
+    """
+    value = parse_json(body.strip())
+    if value is _FAIL or not isinstance(value, dict):
+        return "the tool call is not a JSON object"
+    name = value.get("name")
+    if not isinstance(name, str) or name not in tools:
+        return f"the tool call names an undeclared tool {name!r}"
+    arguments = next((value[key] for key in ("arguments", "input", "parameters") if key in value), {})
+    if isinstance(arguments, str):
+        arguments = parse_json(arguments) if arguments.strip() else {}
+    problem = check_arguments(tools[name], arguments)
+    if problem:
+        return problem
+    return ToolCallOut(id=new_call_id(), name=name, arguments=arguments, raw=raw)
