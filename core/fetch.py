@@ -10,7 +10,8 @@ read (no decompression bombs).
 All fetches share ONE ``httpx.AsyncClient`` per event loop (built lazily, off the loop: building one costs
 ~40 ms of CPU for its TLS context), with connect/read timeouts, a process-wide connection cap, no keep-alive
 (a pooled TLS connection verified for one name must not serve another name on the same address) and no cookies.
-The caller bounds the total time (``core.attachments.load_images`` has one deadline for a whole request).
+Names are resolved in a small thread pool of their own, each lookup bounded by ``DNS_TIMEOUT``. The caller
+bounds the total time (``core.attachments.load_images`` has one deadline for a whole request).
 
 Every failure raises ``FetchFailed``: an ``InvalidRequest`` whose client-facing text is the same whatever went
 wrong (unresolvable, refused address, connect error, HTTP status, too many redirects, too large), so the gateway
@@ -20,8 +21,10 @@ cannot be used to probe which hosts answer; the real reason is in ``FetchFailed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
@@ -36,6 +39,9 @@ DNS_TIMEOUT = 5.0
 TIMEOUT = httpx.Timeout(connect=5.0, read=10.0, write=5.0, pool=10.0)
 MAX_CONNECTIONS = 64  # image fetches in flight in the whole process (each request also has its own cap)
 UNIFORM_TEXT = "the image could not be fetched"
+# Own threads for DNS: a lookup that outlives DNS_TIMEOUT keeps its thread busy, and slow names must not use up
+# the loop's default executor (asyncio.to_thread) that everything else shares.
+_DNS_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="image-dns")
 
 
 class FetchFailed(InvalidRequest):
@@ -118,10 +124,9 @@ async def _resolve(host: str, port: int, param: str) -> list[Address]:
     literal = parse_ip(host)
     if literal is not None:
         return [literal]
+    lookup = functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = await asyncio.wait_for(
-            asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM), DNS_TIMEOUT
-        )
+        infos = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(_DNS_POOL, lookup), DNS_TIMEOUT)
     except (OSError, TimeoutError, UnicodeError) as exc:
         raise FetchFailed(param, f"cannot resolve {host!r}: {type(exc).__name__}") from None
     addresses = [a for a in (parse_ip(str(info[4][0])) for info in infos) if a is not None]
