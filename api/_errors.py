@@ -93,9 +93,11 @@ def install(app: FastAPI) -> None:
         error = GatewayError(str(exc.detail))
         error.status = exc.status_code
         error.type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-        error.code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        error.code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
         if exc.status_code == 404:
             error.message = f"Unknown path {request.method} {request.url.path}"
+        elif exc.status_code == 400 and "parsing the body" in error.message:  # FastAPI: not UTF-8, not JSON
+            error.message, error.param = "request body is not valid UTF-8 JSON", "body"
         return error_response(request, error)
 
     @app.exception_handler(RecursionError)

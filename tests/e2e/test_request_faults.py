@@ -140,7 +140,8 @@ def test_invalid_utf8_body_is_a_clear_400(make) -> None:
     gw.add_accounts(1)
     response = post(gw, body=b'{"model": "grok-4.5-fast", "messages": [{"role": "user", "content": "a\xff\xfeb"}]}')
     assert response.status_code == 400, response.text
-    assert response.json()["error"]["message"]
+    assert response.json()["error"] == {"message": "request body is not valid UTF-8 JSON", "param": "body",
+                                        "type": "invalid_request_error", "code": "invalid_request"}
 
 
 # -- a failure that repeats on a second account is the request's fault -----------------------------------------
