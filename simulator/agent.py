@@ -31,6 +31,9 @@ _REQUIRED_RE = re.compile(r"you must call", re.I)
 _CALL_RE = re.compile(r"<tool_call>.*?</tool_call>", re.S)
 _RESULT_RE = re.compile(r"<tool_result\b[^>]*>(.*?)</tool_result>", re.S)
 _RESULT_LIMIT = 500
+_REQUEST_LIMIT = 2000
+# Context agent clients wrap around the request (<system-reminder>, <environment_context>, ...): not the request.
+_CONTEXT_RE = re.compile(r"<([a-z]+[_-][a-z_-]+)\b[^>]*>.*?</\1>", re.S)
 TOOLS_HEADING = "# Tools"
 FORMAT_HEADING = "# Response format"
 
@@ -167,8 +170,9 @@ def last_turn(transcript: str, full: str = "") -> LastTurn:
             results.append((offset + len(text.rstrip()), text))
         if role != "user":
             continue
-        remainder = _RESULT_RE.sub(lambda m: "\0" * len(m.group(0)), _CALL_RE.sub(
-            lambda m: "\0" * len(m.group(0)), text))
+        remainder = text
+        for element in (_CALL_RE, _RESULT_RE, _CONTEXT_RE):  # masked, keeping offsets
+            remainder = element.sub(lambda m: "\0" * len(m.group(0)), remainder)
         for piece in re.finditer(r"[^\0]+", remainder):
             if strip_markers(piece.group(0)).strip():
                 user_end, user_text = offset + piece.end(), piece.group(0)
@@ -176,7 +180,7 @@ def last_turn(transcript: str, full: str = "") -> LastTurn:
     if not user_text.strip() and not after and not _ROLE_LINE_RE.search(transcript):
         # No user text outside the blocks: the request was probably written right after a block, unlabelled.
         user_text = echo_subject(_CALL_RE.sub(" ", full))
-    return LastTurn(" ".join(strip_markers(user_text).split())[:ECHO_LIMIT], after)
+    return LastTurn(" ".join(strip_markers(user_text).split())[:_REQUEST_LIMIT], after)
 
 
 # -- choosing and answering ------------------------------------------------------------------------------------
@@ -235,5 +239,6 @@ def agent_answer(message: str, plan: Plan) -> str | None:
         return f"I'll use the {tool.name} tool.\n\n{call}" if plan.prose else call
     summary = f"The tool returned: {'; '.join(turn.results)}" if turn.results else ""
     if found.response_format is not None:
-        return _json_answer(found.response_format, request, summary or turn.user_text or "nothing", plan)
+        echo = summary or turn.user_text[:ECHO_LIMIT] or "nothing"
+        return _json_answer(found.response_format, request, echo, plan)
     return summary or None

@@ -1,7 +1,7 @@
 """Scripted responses: turn a ``Plan`` into the ``Script`` of one assistant turn.
 
-Every text is a deterministic function of the prompt (see ``text.py``); only ids are random. Media the script
-mentions is registered on the assets host before the first byte is sent.
+Every text is a deterministic function of the prompt (see ``text.py``, ``agent.py``) or a scripted reply; only
+ids are random. Media the script mentions is registered on the assets host before the first byte is sent.
 """
 
 from __future__ import annotations

@@ -245,6 +245,8 @@ def test_claude_code_write_tool() -> None:
     validate(call["arguments"], CLAUDE_TOOLS[2]["schema"])
     unquoted = message.replace('with content "Hello, world!"', "containing hi there")
     assert the_call(agent_answer(unquoted, Plan()))["arguments"]["content"] == "hi there"
+    reminded = message.replace("[user]\n", "[user]\n<system-reminder>Use \"/etc/x.conf\" with care.</system-reminder>\n")
+    assert the_call(agent_answer(reminded, Plan())) == call  # client context around the request is not the request
     bash = the_call(agent_answer(message.replace("Create the file", "Run `ls -la` and then write"), Plan()))
     assert bash == {"name": "Bash", "arguments": {"command": "ls -la"}}
 
