@@ -4,6 +4,7 @@
     python -m bench --quick         # ~20 s smoke run, same sections with few requests
     python -m bench --client httpx  # same plan with httpx as the load generator's client
     python -m bench --only latency  # just one section: latency | stores | import (repeatable)
+    python -m bench pool-scale      # the token pool at 100 … 50,000 accounts (= python -m bench.pool_scale)
     python -m bench --only loop-lag # event-loop lag under adversarial image inputs (bench/loop_lag.py)
 
 Prints the Markdown report and writes it to bench/results/latest.md, the raw numbers to bench/results/latest.json
@@ -26,6 +27,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["pool-scale"]:  # the token pool at scale, on its own
+        from bench import pool_scale
+
+        return pool_scale.main((sys.argv[1:] if argv is None else argv)[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="~20 s smoke run with few requests")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
