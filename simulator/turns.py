@@ -97,10 +97,13 @@ def prepare_turn(
     return PreparedTurn(ctx, script, admission, conv)
 
 
+_MEDIA_KINDS = ("image", "video", "image_edit")
+
+
 def choose_text(state: SimState, account: Account, req: ChatRequest, plan: Plan) -> None:
     """The answer text, most specific first: a scripted reply, a rule's text, the agent model, the echo.
-    Only admitted chat turns consume a reply (media requests are answered by their media scenario)."""
-    if req.media is not None:
+    Only admitted text turns consume a reply: media turns (request shape or ``#image``/``#video``) keep their own."""
+    if req.media is not None or plan.kind in _MEDIA_KINDS:
         return
     reply = state.take_reply(account)
     if reply is not None:

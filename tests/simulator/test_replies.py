@@ -90,6 +90,12 @@ def test_markers_still_add_faults(client: httpx.Client, sim) -> None:
     assert not any("modelResponse" in p for p in payloads(lines))
 
 
+def test_media_turns_leave_the_queue_alone(client: httpx.Client, sim) -> None:
+    sim.state.script_replies(TOKEN, ["text turn"])
+    assert final_text(chat(client, "#image a cat", modeId="fast")).endswith("I generated images with the prompt: 'a cat'")
+    assert _answer(client) == "text turn"
+
+
 def test_expert_mode_keeps_its_thinking(client: httpx.Client, sim) -> None:
     sim.state.script_replies(None, ["scripted"])
     lines = chat(client, "deep question", modeId="expert")
