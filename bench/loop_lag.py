@@ -394,10 +394,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=3.0, help="image_fetch_deadline for the run (s)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for loop_lag.md")
     parser.add_argument("--no-write", action="store_true", help="print only, write no file")
+    parser.add_argument("--note", default="", help="a line added under the report's header")
     args = parser.parse_args(argv)
     rows = run(Path(tempfile.mkdtemp(prefix="g2a-loop-lag-")), scale=args.scale, deadline=args.deadline,
                log=lambda line: print(line, file=sys.stderr))
-    text = render(rows, "python -m bench.loop_lag" + (" " + " ".join(argv or sys.argv[1:])).rstrip())
+    command = "python -m bench.loop_lag" + (" " + " ".join(argv or sys.argv[1:])).rstrip()
+    text = render(rows, command.split(" --note")[0])
+    if args.note:
+        head, sep, rest = text.partition("\n\n")
+        text = f"{head}{sep}{args.note}\n\n{rest}"
     print(text)
     if not args.no_write:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,8 @@
   under ONE deadline ``image_fetch_deadline``; the same reference is loaded once;
 * the loads run in a TaskGroup: the first failure, the deadline or the caller's cancellation (client gone)
   cancels every other load, closing its connection;
-* base64 decoding and hashing of anything over ``INLINE_CPU_BYTES`` run in a worker thread, not on the loop.
+* base64 decoding (in 64 KiB slices) and hashing of anything over ``INLINE_CPU_BYTES`` run in one worker thread
+  shared by all requests, not on the loop.
 
 Only images grok.com accepts (JPEG, PNG, WebP, GIF — sniffed from the bytes, not trusted from the declared type)
 pass. Errors: a data URI gets a precise 400 (malformed, not an image) or 413 (too large) — it is the client's own
@@ -23,9 +24,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
@@ -36,7 +39,10 @@ from core.settings import Settings
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif"}
 REQUEST_BYTES_FACTOR = 3  # one request's images together: at most 3 × max_image_bytes
 INLINE_CPU_BYTES = 64 * 1024  # bigger payloads are decoded/hashed in a worker thread (~0.3 ms per 64 KiB)
-B64_CHUNK = 256 * 1024  # base64 characters per decode call (~1 ms): between calls the thread lets the loop run
+B64_CHUNK = 64 * 1024  # base64 characters per decode call (~0.3 ms): between calls the worker yields the GIL
+# One worker thread for all image CPU work: base64 decoding holds the GIL (threads would not run it in parallel
+# anyway), and one worker is one GIL contender, so the loop waits at most a switch interval (5 ms) for the GIL.
+_CPU_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-cpu")
 DEFAULT_PARAM = "messages[].content[image_url]"
 
 log = logging.getLogger("grok2api")
@@ -115,7 +121,7 @@ def _from_data_uri(uri: str, *, max_bytes: int, param: str) -> Attachment:
 
 async def _off_loop_if_big(size: int, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     if size > INLINE_CPU_BYTES:
-        return await asyncio.to_thread(func, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(_CPU_POOL, functools.partial(func, *args, **kwargs))
     return func(*args, **kwargs)
 
 
