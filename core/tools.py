@@ -44,6 +44,7 @@ __all__ = [
     "ToolChoice",
     "ToolSpec",
     "check_arguments",
+    "compile_validator",
     "instructions",
     "new_call_id",
     "normalise_schema",
@@ -53,6 +54,7 @@ __all__ = [
     "render_call",
     "render_history",
     "render_result",
+    "resolve_schema",
     "validate_arguments",
 ]
 
@@ -108,7 +110,7 @@ class ToolSpec:
         object.__setattr__(self, "description", self.description or "")
         original = {} if self.parameters is None else self.parameters
         object.__setattr__(self, "schema", normalise_schema(original, tool=self.name))
-        object.__setattr__(self, "_validator", _compile(original if isinstance(original, dict) else {}))
+        object.__setattr__(self, "_validator", compile_validator(original if isinstance(original, dict) else {}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,10 +188,20 @@ def normalise_schema(schema: Any, *, tool: str = "tool") -> dict[str, Any]:
         schema = {}
     if not isinstance(schema, dict):
         raise InvalidRequest(f"tool {tool!r}: parameters must be a JSON Schema object, not {_kind(schema)}")
-    _check_size(schema, tool)
-    _check_schema(schema, tool)
-    shown = _Inliner(schema, tool).run()
-    return _object_root(shown, tool)
+    return _object_root(resolve_schema(schema, where=f"tool {tool!r}: parameters"), tool)
+
+
+def resolve_schema(schema: dict[str, Any], *, where: str) -> dict[str, Any]:
+    """``schema`` checked (size, validity as a JSON Schema) and with its local ``$ref``s inlined, bounded as
+    ``normalise_schema`` says; ``InvalidRequest`` starting with ``where`` otherwise. The root is left as it is."""
+    _check_size(schema, where)
+    _check_schema(schema, where)
+    return _Inliner(schema, where).run()
+
+
+def compile_validator(schema: dict[str, Any]) -> Any:
+    """A jsonschema validator for an already checked schema: Draft 2020-12 unless ``$schema`` names another."""
+    return validator_for(schema, default=Draft202012Validator)(schema)
 
 
 def _kind(value: Any) -> str:
@@ -197,43 +209,37 @@ def _kind(value: Any) -> str:
         type(value), "a number")
 
 
-def _check_size(schema: dict, tool: str) -> None:
+def _check_size(schema: dict, where: str) -> None:
     nodes, stack = 0, [(schema, 1)]
     while stack:
         value, depth = stack.pop()
         nodes += 1
         if nodes > MAX_SCHEMA_NODES:
-            raise InvalidRequest(f"tool {tool!r}: parameters schema too large (over {MAX_SCHEMA_NODES} values)")
+            raise InvalidRequest(f"{where}: schema too large (over {MAX_SCHEMA_NODES} values)")
         if depth > MAX_SCHEMA_DEPTH:
-            raise InvalidRequest(f"tool {tool!r}: parameters schema nested deeper than {MAX_SCHEMA_DEPTH}")
+            raise InvalidRequest(f"{where}: schema nested deeper than {MAX_SCHEMA_DEPTH}")
         if isinstance(value, dict):
             stack.extend((v, depth + 1) for v in value.values())
         elif isinstance(value, list):
             stack.extend((v, depth + 1) for v in value)
 
 
-def _compile(schema: dict) -> Any:
-    cls = validator_for(schema, default=Draft202012Validator)
-    return cls(schema)
-
-
-def _check_schema(schema: dict, tool: str) -> None:
+def _check_schema(schema: dict, where: str) -> None:
     cls = validator_for(schema, default=Draft202012Validator)
     try:
         cls.check_schema(schema)
     except SchemaError as error:
-        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        raise InvalidRequest(f"tool {tool!r}: parameters is not a valid JSON Schema at {where}: {error.message}") \
-            from None
+        path = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        raise InvalidRequest(f"{where}: not a valid JSON Schema at {path}: {error.message}") from None
     except RecursionError:
-        raise InvalidRequest(f"tool {tool!r}: parameters schema nested too deeply") from None
+        raise InvalidRequest(f"{where}: schema nested too deeply") from None
 
 
-def _pointer(root: dict, ref: str, tool: str) -> Any:
+def _pointer(root: dict, ref: str, where: str) -> Any:
     if ref == "#":
         return root
     if not ref.startswith("#/"):
-        raise InvalidRequest(f"tool {tool!r}: unsupported $ref {ref!r} (only local '#/...' references)")
+        raise InvalidRequest(f"{where}: unsupported $ref {ref!r} (only local '#/...' references)")
     node: Any = root
     for raw in ref[2:].split("/"):
         part = raw.replace("~1", "/").replace("~0", "~")
@@ -242,9 +248,9 @@ def _pointer(root: dict, ref: str, tool: str) -> Any:
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
         else:
-            raise InvalidRequest(f"tool {tool!r}: $ref {ref!r} points at nothing")
+            raise InvalidRequest(f"{where}: $ref {ref!r} points at nothing")
     if not isinstance(node, dict | bool):
-        raise InvalidRequest(f"tool {tool!r}: $ref {ref!r} does not point at a schema")
+        raise InvalidRequest(f"{where}: $ref {ref!r} does not point at a schema")
     return node
 
 
@@ -256,8 +262,8 @@ class _Inliner:
     """One schema's ``$ref``s inlined, bounded by ``MAX_REF_DEPTH``, ``MAX_SHOWN_NODES`` and (for the cost of
     validating against the original) ``MAX_EXPANDED_NODES``."""
 
-    def __init__(self, root: dict, tool: str) -> None:
-        self.root, self.tool = root, tool
+    def __init__(self, root: dict, where: str) -> None:
+        self.root, self.where = root, where
         self.nodes = 0
         self.titled: dict[str, list[dict]] = {}  # ref -> its inlined copies (titled if a note refers to it)
         self.noted: set[str] = set()
@@ -266,8 +272,7 @@ class _Inliner:
     def run(self) -> dict[str, Any]:
         if self._expanded(self.root, ()) > MAX_EXPANDED_NODES:
             raise InvalidRequest(
-                f"tool {self.tool!r}: parameters schema expands past {MAX_EXPANDED_NODES} values once its $refs "
-                "are resolved")
+                f"{self.where}: schema expands past {MAX_EXPANDED_NODES} values once its $refs are resolved")
         shown = self._walk(self.root, ())
         for ref in self.noted:
             for copy in self.titled.get(ref, ()):
@@ -286,7 +291,7 @@ class _Inliner:
             elif ref in self.sizes:
                 total += self.sizes[ref]
             else:
-                size = self._expanded(_pointer(self.root, ref, self.tool), (*stack, ref))
+                size = self._expanded(_pointer(self.root, ref, self.where), (*stack, ref))
                 self.sizes[ref] = size
                 total += size
             if total > MAX_EXPANDED_NODES:
@@ -305,7 +310,7 @@ class _Inliner:
         out: dict[str, Any] = {}
         ref = node.get("$ref")
         if isinstance(ref, str):
-            target = _pointer(self.root, ref, self.tool)
+            target = _pointer(self.root, ref, self.where)
             if ref in stack or len(stack) >= MAX_REF_DEPTH or self.nodes > MAX_SHOWN_NODES:
                 self.noted.add(ref)
                 out = _note(target, ref, recursive=ref in stack)
