@@ -6,8 +6,8 @@ upstream message and answers the way a cooperative model would, deterministicall
 * the last thing is a ``<tool_result>`` → ``The tool returned: <result>`` (or JSON when a format is asked for);
 * a ``# Response format`` block → JSON valid for its schema (``{"answer": ...}`` for a plain JSON object).
 
-Blocks start at a line ``# Tools`` / ``# Response format`` and end at the next level-1 heading or transcript role
-label (``[user]``, ``[assistant]``, ...) outside a code fence, or at the end of the message.
+Blocks start at a line ``# Tools`` / ``# Response format`` and end at the other one, at a transcript role label
+(``[user]``, ``[assistant]``, ...) outside a code fence, or at the end of the message.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from simulator.schema_fill import Request, fill, words
 from simulator.text import ECHO_LIMIT, echo_subject, strip_markers
 
 _FENCE_RE = re.compile(r"^\s*```")
-_H1_RE = re.compile(r"^#\s+\S")
-_H2_RE = re.compile(r"^##\s+(.+?)\s*$")
+# A tool heading names an identifier; other ``##`` lines (e.g. "## When to use") belong to a description.
+_TOOL_HEADING_RE = re.compile(r"^##[ \t]+`?([A-Za-z0-9_.:-]+)`?[ \t]*$")
 _ROLE_LINE_RE = re.compile(r"^\[(system|developer|user|assistant|tool)\b[^\]\n]*\][ \t]*$", re.M | re.I)
 _JSON_FENCE_RE = re.compile(r"```[ \t]*(?:json)?[ \t]*\n(.*?)\n[ \t]*```", re.S | re.I)
 _FORCED_RE = re.compile(r"you must call the tool\s+`([^`]+)`", re.I)
@@ -76,7 +76,8 @@ def split_blocks(message: str) -> tuple[dict[str, str], str]:
         if not fenced and stripped in (TOOLS_HEADING, FORMAT_HEADING):
             current = blocks.setdefault(stripped, [])
             continue
-        if current is not None and not fenced and (_H1_RE.match(line) or _ROLE_LINE_RE.match(stripped)):
+        # Not at any "# heading": tool descriptions (Claude Code's Bash) carry their own.
+        if current is not None and not fenced and _ROLE_LINE_RE.match(stripped):
             current = None
         (rest if current is None else current).append(line)
     return {k: "\n".join(v) for k, v in blocks.items()}, "\n".join(rest)
@@ -107,10 +108,10 @@ def _parse_tools(body: str) -> list[Tool]:
     section: list[str] | None = None
     sections: list[tuple[str, list[str]]] = []
     for line, fenced in _lines_with_fences(body):
-        heading = None if fenced else _H2_RE.match(line)
+        heading = None if fenced else _TOOL_HEADING_RE.match(line)
         if heading:
             section = []
-            sections.append((heading.group(1).strip("` "), section))
+            sections.append((heading.group(1), section))
         elif section is not None:
             section.append(line)
     for name, lines in sections:

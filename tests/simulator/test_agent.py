@@ -251,6 +251,18 @@ def test_claude_code_write_tool() -> None:
     assert bash == {"name": "Bash", "arguments": {"command": "ls -la"}}
 
 
+def test_markdown_inside_descriptions_does_not_end_the_block() -> None:
+    bash = dict(CLAUDE_TOOLS[0], description="Runs commands.\n\n# Committing changes with git\n\n## When to use\n"
+                                              "Only when asked.")
+    message = transcript(("system", tools_block([bash, *CLAUDE_TOOLS[1:]]) + "\n\n# Tone and style\nBe brief."),
+                         ("user", "Write notes.md containing done"))
+    found = parse_instructions(message)
+    assert [t.name for t in found.tools] == ["Bash", "Read", "Write"]
+    assert "When to use" in found.tools[0].description and found.tools[0].schema == CLAUDE_TOOLS[0]["schema"]
+    assert the_call(agent_answer(message, Plan())) == {"name": "Write", "arguments": {"file_path": "notes.md",
+                                                                                       "content": "done"}}
+
+
 def test_codex_shell_tool() -> None:
     ask_for = transcript(("developer", tools_block(CODEX_TOOLS)), ("user", "Run `echo hi > out.txt` please"))
     call = the_call(agent_answer(ask_for, Plan()))
