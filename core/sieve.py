@@ -199,10 +199,10 @@ class ToolSieve:
             if self._mode == _TEXT:
                 ok = (c == " " and not run and len(head) < 3) or (c in "`~" and (not run or run[0] == c))
             else:
-                fc, body = self._fence[0], run.rstrip(" \t")
+                fc, body = self._fence[0], run.rstrip(" \t\r")
                 ok = ((c == " " and not run and len(head) < 3)
                       or (c == fc and run == body and body == fc * len(body))
-                      or (c in " \t" and len(body) >= len(self._fence)))
+                      or (c in " \t\r" and len(body) >= len(self._fence)))
             if not ok:
                 self._decide(head, eol=False)
                 return pos
@@ -213,7 +213,7 @@ class ToolSieve:
 
     def _decide(self, head: str, *, eol: bool) -> None:
         self._head = None
-        run = head.strip(" \t")
+        run = head.strip(" \t\r")
         if self._mode == _TEXT:
             if len(run) >= 3:  # ``` or ~~~ (possibly longer): a fence opens; the rest of the line is its info
                 self._mode, self._fence = _FENCE, run

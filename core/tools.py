@@ -70,6 +70,7 @@ MAX_SCHEMA_DEPTH = 64  # nesting of one schema as sent
 MAX_EXPANDED_NODES = 50_000  # one schema with every non-recursive $ref expanded: guards validation cost
 MAX_SHOWN_NODES = 5_000  # ref inlining stops here (later refs become a "same schema as" note)
 MAX_REF_DEPTH = 8  # refs inlined inside refs
+MAX_REF_CHAIN = 64  # refs inside refs at all (deeper: refused; keeps every walk far from the recursion limit)
 MAX_JSON_DEPTH = 64  # nesting of a call's JSON (deeper: no call; never a RecursionError)
 MAX_ARGUMENT_CHARS = 1_000_000  # a call's JSON text
 MAX_AUTO_CLOSE = 2  # missing closing braces/brackets the repair may add at the end
@@ -172,7 +173,7 @@ def prepare_tools(tools: Iterable[ToolSpec], choice: ToolChoice | None = None, *
 _ONE = {"additionalProperties", "items", "not", "if", "then", "else", "contains", "propertyNames",
         "unevaluatedProperties", "unevaluatedItems", "additionalItems", "contentSchema"}
 _MANY = {"anyOf", "oneOf", "allOf", "prefixItems"}
-_MAP = {"properties", "patternProperties", "dependentSchemas"}
+_MAP = {"properties", "patternProperties", "dependentSchemas", "dependencies"}
 _DROPPED = {"$defs", "definitions", "$schema", "$id", "$anchor", "$dynamicAnchor", "$comment", "nullable"}
 
 
@@ -196,7 +197,10 @@ def resolve_schema(schema: dict[str, Any], *, where: str) -> dict[str, Any]:
     ``normalise_schema`` says; ``InvalidRequest`` starting with ``where`` otherwise. The root is left as it is."""
     _check_size(schema, where)
     _check_schema(schema, where)
-    return _Inliner(schema, where).run()
+    try:
+        return _Inliner(schema, where).run()
+    except RecursionError:
+        raise InvalidRequest(f"{where}: $refs nested too deeply") from None
 
 
 def compile_validator(schema: dict[str, Any]) -> Any:
@@ -286,6 +290,8 @@ class _Inliner:
         total = 1
         ref = node.get("$ref")
         if isinstance(ref, str):
+            if len(stack) >= MAX_REF_CHAIN:
+                raise InvalidRequest(f"{self.where}: $refs nested deeper than {MAX_REF_CHAIN}")
             if ref in stack:
                 total += 1
             elif ref in self.sizes:
@@ -595,7 +601,7 @@ def parse_json(text: str, *, repair: bool = True) -> Any:
     if len(text) > MAX_ARGUMENT_CHARS or _too_deep(text):
         return _FAIL
     try:
-        return json.loads(text, strict=False, parse_constant=_reject_constant)
+        return _sendable(json.loads(text, strict=False, parse_constant=_reject_constant), text)
     except (ValueError, RecursionError):
         pass
     if not repair:
@@ -604,21 +610,35 @@ def parse_json(text: str, *, repair: bool = True) -> Any:
     if fenced:
         return parse_json(fenced.group(2), repair=True)
     try:
-        return _Lenient(text).document()
-    except (_Fail, RecursionError):
+        return _sendable(_Lenient(text).document(), text)
+    except (_Fail, ValueError, RecursionError):
         return _FAIL
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _sendable(value: Any, text: str) -> Any:
+    """``value`` unless a ``\\ud800``-style escape left an unpaired surrogate in it (it could not be encoded
+    as UTF-8 for the client): then ValueError."""
+    if _SURROGATE_ESCAPE.search(text):
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # UnicodeEncodeError is a ValueError
+    return value
 
 
 class _Fail(Exception):
     pass
 
 
+_HEX4 = re.compile(r"[0-9a-fA-F]{4}")
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _SPACE = re.compile(r"\s*")
 _LITERALS = {"true": True, "false": False, "null": None}
 # Opening quote -> the characters that close it, and whether backslash escapes apply.
 _QUOTES = {'"': ('"', True), "'": ("'", True), "“": ("”“", False), "”": ("”“", False), "„": ("”“", False),
            "‘": ("’‘", False), "’": ("’‘", False)}
+_STOPS = {(closers, escapes): re.compile("[" + re.escape(closers + ("\\" if escapes else "")) + "]")
+          for closers, escapes in _QUOTES.values()}
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "'": "'"}
 
 
@@ -695,29 +715,32 @@ class _Lenient:
 
     def string(self) -> str:
         closers, escapes = _QUOTES[self.s[self.i]]
+        stop = _STOPS[closers, escapes]
         self.i += 1
         out: list[str] = []
         s = self.s
         while True:
-            if self.i >= len(s):
+            m = stop.search(s, self.i)  # copy plain runs at once: long strings stay cheap
+            if m is None:
                 raise _Fail
+            out.append(s[self.i: m.start()])
+            self.i = m.start()
             c = s[self.i]
             if c in closers:
                 self.i += 1
-                return "".join(out)
-            if c == "\\" and escapes:
-                nxt = s[self.i + 1: self.i + 2]
-                if nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", s[self.i + 2: self.i + 6]):
-                    out.append(chr(int(s[self.i + 2: self.i + 6], 16)))
-                    self.i += 6
-                    continue
-                if nxt not in _ESCAPES:
-                    raise _Fail
+                text = "".join(out)
+                if "\\u" in s:  # \\u escapes decoded one by one: join surrogate pairs (lone ones fail later)
+                    text = text.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass")
+                return text
+            nxt = s[self.i + 1: self.i + 2]  # c is a backslash: ``stop`` matches one only where escapes apply
+            if nxt == "u" and _HEX4.fullmatch(s, self.i + 2, self.i + 6):
+                out.append(chr(int(s[self.i + 2: self.i + 6], 16)))
+                self.i += 6
+            elif nxt in _ESCAPES:
                 out.append(_ESCAPES[nxt])
                 self.i += 2
-                continue
-            out.append(c)
-            self.i += 1
+            else:
+                raise _Fail
 
 
 def check_arguments(tool: ToolSpec, value: Any) -> str | None:

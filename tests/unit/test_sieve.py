@@ -80,6 +80,7 @@ CASES: dict[str, tuple[str, list[tuple[str, dict]]]] = {
     "input-key": ('<tool_call>{"name": "get_weather", "input": {"city": "Paris"}}</tool_call>', [WEATHER]),
     "longer-fence": ("````\n```\n" + P + "\n````\n" + P, [("ping", {})]),
     "tilde-not-closed-by-backticks": ("~~~\n" + P + "\n```\n" + P, []),
+    "crlf-fence": ("```\r\n" + P + "\r\n```\r\n" + P, [("ping", {})]),
     "indented-fence": ("  ```\n" + P + "\n  ```\n" + P, [("ping", {})]),
     "escaped-quote-at-edge": (call("search", {"query": 'say \\"hi\\"'}), [("search", {"query": 'say \\"hi\\"'})]),
 }

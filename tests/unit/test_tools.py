@@ -324,6 +324,20 @@ def test_strict_mode_and_control_characters() -> None:
     assert parse_json("{“s”: “a \"quoted\" \\ word”}") == {"s": 'a "quoted" \\ word'}
 
 
+def test_surrogate_escapes() -> None:
+    assert parse_json('{"a": "\\ud83d\\ude00"}') == {"a": "\U0001f600"}
+    assert parse_json("{'a': '\\ud83d\\ude00'}") == {"a": "\U0001f600"}
+    assert parse_json('{"a": "\\ud83d"}') is NOT_JSON  # a lone surrogate could not be sent as UTF-8
+    assert parse_json("{'a': '\\udc00 x'}") is NOT_JSON
+
+
+def test_ref_chains_are_bounded() -> None:
+    defs = {f"d{i}": {"$ref": f"#/$defs/d{i + 1}"} for i in range(3_000)}
+    defs["d3000"] = {"type": "object"}
+    with pytest.raises(InvalidRequest, match="nested deeper than"):
+        ToolSpec("chain", "", {"$defs": defs, "$ref": "#/$defs/d0"})
+
+
 def test_depth_bound_never_recurses() -> None:
     ok = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
     assert parse_json(ok) is not NOT_JSON
