@@ -22,8 +22,14 @@ from simulator.schema_fill import Request, fill, words
 from simulator.text import ECHO_LIMIT, echo_subject, strip_markers
 
 _FENCE_RE = re.compile(r"^\s*```")
-# A tool heading names an identifier; other ``##`` lines (e.g. "## When to use") belong to a description.
-_TOOL_HEADING_RE = re.compile(r"^##[ \t]+`?([A-Za-z0-9_.:-]+)`?[ \t]*$")
+# A tool heading (``##`` or ``###``, the level of the first one) names an identifier; other headings
+# ("## Available tools", "## When to use" inside a description) are text.
+_TOOL_HEADING_RE = re.compile(r"^(#{2,3})[ \t]+`?([A-Za-z0-9_.:/-]+)`?[ \t]*$")
+# The gateway's one-line schema: "Parameters (JSON Schema): {...}".
+_PARAMS_RE = re.compile(r"^[ \t]*(?:parameters|input[ _]schema|arguments|schema)\b[^:\n{]*:[ \t]*(?=\{)", re.I | re.M)
+_JSON_LINE_RE = re.compile(r"^[ \t]*(?=[{\[])", re.M)
+_DISABLED_RE = re.compile(r"tool calling is disabled", re.I)
+_ARRAY_RE = re.compile(r"\bone JSON array\b", re.I)
 _ROLE_LINE_RE = re.compile(r"^\[(system|developer|user|assistant|tool)\b[^\]\n]*\][ \t]*$", re.M | re.I)
 _JSON_FENCE_RE = re.compile(r"```[ \t]*(?:json)?[ \t]*\n(.*?)\n[ \t]*```", re.S | re.I)
 _FORCED_RE = re.compile(r"you must call the tool\s+`([^`]+)`", re.I)
@@ -50,8 +56,10 @@ class Instructions:
     tools: list[Tool] = field(default_factory=list)
     forced: str | None = None  # tool name the model must call
     required: bool = False  # some tool must be called
-    response_format: dict[str, Any] | None = None  # {"schema": {...} | None}; None = no format asked for
+    calls_disabled: bool = False  # a `# Tools` block that lists tools for context only (tool_choice none)
+    response_format: dict[str, Any] | None = None  # {"schema": ..., "array": bool}; None = no format asked for
     transcript: str = ""  # the message without the instruction blocks
+    blocks: set[str] = field(default_factory=set)  # the headings found
 
 
 def _lines_with_fences(message: str) -> list[tuple[str, bool]]:
@@ -84,12 +92,24 @@ def split_blocks(message: str) -> tuple[dict[str, str], str]:
 
 
 def _first_json(text: str) -> Any:
+    """The first ```json fence that parses, else the first line that starts a JSON object or array."""
     for match in _JSON_FENCE_RE.finditer(text):
         try:
             return json.loads(match.group(1))
         except ValueError:
             continue
+    for match in _JSON_LINE_RE.finditer(text):
+        value = _json_at(text, match.end())
+        if value is not None:
+            return value
     return None
+
+
+def _json_at(text: str, start: int) -> Any:
+    try:
+        return json.JSONDecoder().raw_decode(text, start)[0]
+    except ValueError:
+        return None
 
 
 def _unwrap(schema: Any, *keys: str) -> dict[str, Any]:
@@ -107,34 +127,41 @@ def _parse_tools(body: str) -> list[Tool]:
     tools: list[Tool] = []
     section: list[str] | None = None
     sections: list[tuple[str, list[str]]] = []
+    level: int | None = None
     for line, fenced in _lines_with_fences(body):
         heading = None if fenced else _TOOL_HEADING_RE.match(line)
-        if heading:
-            section = []
-            sections.append((heading.group(1), section))
+        if heading and level in (None, len(heading.group(1))):
+            level, section = len(heading.group(1)), []
+            sections.append((heading.group(2), section))
         elif section is not None:
             section.append(line)
     for name, lines in sections:
         text = "\n".join(lines)
-        fence = text.find("```")
-        description = " ".join((text if fence < 0 else text[:fence]).split())
-        schema = _unwrap(_first_json(text), "parameters", "input_schema", "schema")
-        tools.append(Tool(name, description, schema))
+        params = _PARAMS_RE.search(text)
+        if params:  # the gateway's form; a fence in the description must not be taken for the schema
+            schema, cut = _json_at(text, params.end()), params.start()
+        else:
+            schema, cut = _first_json(text), text.find("```")
+        description = " ".join((text if cut < 0 else text[:cut]).split())
+        tools.append(Tool(name, description, _unwrap(schema, "parameters", "input_schema", "schema")))
     return tools
 
 
 def parse_instructions(message: str) -> Instructions:
     blocks, transcript = split_blocks(message)
-    found = Instructions(transcript=transcript)
+    found = Instructions(transcript=transcript, blocks=set(blocks))
     if TOOLS_HEADING in blocks:
         body = blocks[TOOLS_HEADING]
         found.tools = _parse_tools(body)
+        found.calls_disabled = not found.tools or _DISABLED_RE.search(body) is not None
         forced = _FORCED_RE.search(body)
         found.forced = forced.group(1).strip() if forced else None
         found.required = forced is not None or _REQUIRED_RE.search(body) is not None
     if FORMAT_HEADING in blocks:
-        schema = _first_json(blocks[FORMAT_HEADING])
-        found.response_format = {"schema": _unwrap(schema, "schema", "json_schema") if schema is not None else None}
+        body = _CONTEXT_RE.sub(" ", blocks[FORMAT_HEADING])  # a repair prompt quotes the <previous_reply>
+        schema = _first_json(body)
+        found.response_format = {"schema": _unwrap(schema, "schema", "json_schema") if schema is not None else None,
+                                 "array": _ARRAY_RE.search(body) is not None}
     return found
 
 
@@ -198,16 +225,20 @@ _SYNONYMS = {
 
 
 def choose_tool(found: Instructions, user_text: str) -> Tool:
-    """The forced tool; else the first whose name shares a word with the request (verbs widened by synonyms);
-    else the one whose description shares most words; else the first."""
+    """The forced tool; else the one whose name's words are most asked for (verbs widened by synonyms); else
+    the one whose description shares most words with the request; else the first. Ties: the earlier tool."""
     if found.forced:
         forced = next((t for t in found.tools if t.name == found.forced), None)
         return forced or Tool(found.forced, "", {})
     asked = words(user_text)
     widened = asked.union(*(_SYNONYMS.get(w, ()) for w in asked))
-    named = next((t for t in found.tools if words(t.name) & widened), None)
-    if named is not None:
-        return named
+    def named(tool: Tool) -> float:  # the share of the name's words asked for: Write beats TodoWrite
+        name = words(tool.name)
+        return len(name & widened) / len(name) if name else 0.0
+
+    best_named = max(found.tools, key=named)
+    if named(best_named) > 0:
+        return best_named
     best = max(found.tools, key=lambda t: len(words(t.description) & asked))
     return best if words(best.description) & asked else found.tools[0]
 
@@ -218,7 +249,10 @@ def _dump(value: Any) -> str:
 
 def _json_answer(fmt: dict[str, Any], request: Request, echo: str, plan: Plan) -> str:
     schema = fmt.get("schema")
-    value = fill(schema, request) if isinstance(schema, dict) and schema else {"answer": echo}
+    if isinstance(schema, dict) and schema:
+        value = fill(schema, request)
+    else:
+        value = [echo] if fmt.get("array") else {"answer": echo}
     text = _dump(value)
     if plan.fenced:
         text = f"```json\n{text}\n```"
@@ -230,11 +264,11 @@ def _json_answer(fmt: dict[str, Any], request: Request, echo: str, plan: Plan) -
 def agent_answer(message: str, plan: Plan) -> str | None:
     """The answer text for a message carrying the gateway's instructions, or None (then the usual answer)."""
     found = parse_instructions(message)
-    if not found.tools and found.response_format is None:
+    if TOOLS_HEADING not in found.blocks and found.response_format is None:
         return None
     turn = last_turn(found.transcript, message)
     request = Request(turn.user_text)
-    if found.tools and not turn.results:
+    if found.tools and not found.calls_disabled and not turn.results:
         tool = choose_tool(found, turn.user_text)
         call = f"<tool_call>{_dump({'name': tool.name, 'arguments': fill(tool.schema, request, root=True)})}</tool_call>"
         return f"I'll use the {tool.name} tool.\n\n{call}" if plan.prose else call
