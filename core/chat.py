@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
-from core.attachments import Attachment, load_image
+from core.attachments import Attachment, load_images
 from core.catalog import ModelSpec
 from core.errors import FailureKind, GatewayError, NoAccountAvailable, StoreUnavailable, UpstreamError
 from core.grok.classify import AUTH_MARKERS, BLOCKED_MARKERS
@@ -128,17 +128,9 @@ class ChatService:
         self.client = client
 
     async def load_attachments(self, prompt: Prompt) -> list[Attachment]:
-        """Fetch/decode images once per request (not per attempt), concurrently."""
-        loads = [
-            load_image(
-                ref,
-                max_bytes=self.settings.max_image_bytes,
-                allow_private=self.settings.allow_private_urls,
-                param=f"messages[].content[image_url #{index}]",
-            )
-            for index, ref in enumerate(prompt.images)
-        ]
-        return list(await asyncio.gather(*loads))
+        """Fetch/decode images once per request (not per attempt), within the per-request bounds of
+        ``load_images`` (count, bytes, concurrency, one deadline)."""
+        return await load_images(prompt.images, self.settings)
 
     async def open(self, request: ChatRequest) -> ChatStream:
         attachments = await self.load_attachments(request.prompt)
@@ -178,9 +170,10 @@ class ChatService:
                             if refreshed_empty > MAX_EMPTY_REFRESHES:  # a safety bound; the store should prevent it
                                 exclude.add(lease.account_id)
                             continue
+                    unique = {a.name: a for a in attachments}.values()  # names are content hashes
                     file_ids = [
                         (await self.client.upload(creds, name=a.name, mime=a.mime, data=a.data)).file_id
-                        for a in attachments
+                        for a in unique
                     ]
                     call = ChatCall(
                         message=request.prompt.message, mode=model.mode, file_ids=file_ids,
