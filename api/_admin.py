@@ -234,10 +234,25 @@ async def pool_summary(gw: Gateway = Depends(gateway)) -> dict[str, Any]:
 
 
 @router.get("/usage")
-async def usage(day: str | None = None, gw: Gateway = Depends(gateway)) -> dict[str, Any]:
+async def usage(
+    day: str | None = None,
+    cursor: str | None = Query(None, description="`next_cursor` of the previous page"),
+    limit: int | None = Query(None, ge=1, le=10_000, description="counters per page; omitted = all of them"),
+    gw: Gateway = Depends(gateway),
+) -> dict[str, Any]:
+    """The day's counters. With ``limit`` or ``cursor``: one page (``next_cursor`` null at the end; an account's
+    counters may be split over two pages), for pools too big to send in one answer."""
     if day is not None and not (len(day) == 8 and day.isdigit()):
         raise InvalidRequest("day must be YYYYMMDD", param="day")
-    return {"day": day, "usage": await gw.pool.usage(day), "store_commands": gw.store.commands_sent}
+    if limit is None and cursor is None:
+        return {"day": day, "usage": await gw.pool.usage(day), "store_commands": gw.store.commands_sent}
+    counters, next_cursor = await gw.pool.usage_page(day, cursor=_cursor(cursor), limit=limit or 500)
+    return {
+        "day": day,
+        "usage": counters,
+        "next_cursor": str(next_cursor) if next_cursor is not None else None,
+        "store_commands": gw.store.commands_sent,
+    }
 
 
 

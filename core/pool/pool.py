@@ -534,13 +534,16 @@ class TokenPool:
         """Daily counters (UTC day ``YYYYMMDD``, default today): ``{"models"|"accounts": {name: {req, ok, fail,
         pt, ct, ms}}}``."""
         raw = await self.store.call("HGETALL", self.keys.usage(day or _day(self._clock())))
-        out: dict[str, dict[str, dict[str, float]]] = {"models": {}, "accounts": {}}
-        for name, value in zip(raw[::2], raw[1::2], strict=True):
-            scope, _, rest = name.partition(":")
-            subject, _, counter = rest.rpartition(":")
-            group = out["models" if scope == "m" else "accounts"]
-            group.setdefault(subject, {})[counter] = float(value)
-        return out
+        return _usage(raw)
+
+    async def usage_page(
+        self, day: str | None = None, *, cursor: int = 0, limit: int = 500
+    ) -> tuple[dict[str, dict[str, dict[str, float]]], int | None]:
+        """One page of ``usage`` (one HSCAN of about ``limit`` counters; a big pool has ~6 per account a day):
+        ``(counters, next_cursor)``, None at the end. One subject's counters may come in two pages: merge."""
+        key = self.keys.usage(day or _day(self._clock()))
+        next_cursor, raw = await self.store.call("HSCAN", key, cursor, "COUNT", max(1, min(limit, 10_000)))
+        return _usage(raw), int(next_cursor) or None
 
     # -- internals ------------------------------------------------------------------------------------------
 
@@ -569,6 +572,16 @@ class TokenPool:
         return int(
             await self.store.run(script("edit"), [], [*self._context(self._clock()), len(ids), *ids, *pairs])
         )
+
+
+def _usage(raw: Sequence[str]) -> dict[str, dict[str, dict[str, float]]]:
+    out: dict[str, dict[str, dict[str, float]]] = {"models": {}, "accounts": {}}
+    for name, value in zip(raw[::2], raw[1::2], strict=True):
+        scope, _, rest = name.partition(":")
+        subject, _, counter = rest.rpartition(":")
+        group = out["models" if scope == "m" else "accounts"]
+        group.setdefault(subject, {})[counter] = float(value)
+    return out
 
 
 def _instance(instance_id: str | None) -> str:

@@ -274,3 +274,22 @@ async def test_listing_is_paged_with_filters_and_totals(pool: TokenPool) -> None
     assert len(await pool.list()) == 25
     await pool.add([fake_token(99)])
     assert (await pool.page()).total == 26
+
+
+async def test_usage_counters_are_paged(pool: TokenPool) -> None:
+    accounts = await add_accounts(pool, 120)  # 600 counters: past what Redis keeps in one listpack (HSCAN pages)
+    for account in accounts:
+        await set_quota(pool, account, "fast", 10, 10)
+    for _ in accounts:
+        await pool.settle(await pool.lease(mode="fast", min_tier="basic"), Outcome.success("grok-4.5-fast"))
+    merged: dict[str, dict[str, float]] = {}
+    cursor: int | None = 0
+    pages = 0
+    while cursor is not None:
+        counters, cursor = await pool.usage_page(cursor=cursor, limit=100)
+        for account, values in counters["accounts"].items():
+            merged.setdefault(account, {}).update(values)
+        pages += 1
+    assert pages > 1
+    assert merged == (await pool.usage())["accounts"]
+    assert sorted(merged) == sorted(accounts) and all(v["req"] == 1 for v in merged.values())
