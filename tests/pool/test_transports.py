@@ -62,6 +62,11 @@ async def test_pool_round_trip(any_store: Store, clock: Clock) -> None:
     summary = await pool.summary()
     assert summary.total == 2 and summary.plaintext_accounts == 0
     assert (await pool.usage())["models"]["grok-4.5-fast"]["ms"] == 5.5
+    counters, next_cursor = await pool.usage_page(limit=1000)
+    assert counters == await pool.usage() and next_cursor is None
+    page = await pool.page(limit=1)
+    assert page.total == 2 and len(page.accounts) == 1 and page.next_cursor is not None
+    assert await pool.reclaim_instance() == 0 and await pool.reindex() == 2
 
     async def fetch(account: str, token: str):
         return TIER_WINDOWS["basic"], None
