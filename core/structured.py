@@ -4,7 +4,7 @@ grok.com has no ``response_format``. The gateway puts ``instructions(fmt)`` (fir
 upstream message, reads the answer with ``extract_json`` (a fenced or prose-wrapped value is found), checks it
 with ``validate`` (``check`` does both) and, when there are problems, may ask once more on the same account with
 ``repair_prompt``. ``OutputFormat`` checks its schema on construction (``InvalidRequest``), with the same bounds
-and ``$ref`` inlining as tool schemas (``core.tools.resolve_schema``).
+and ``$ref`` inlining as tool schemas (``core.tools.prepare_schema``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from core.errors import InvalidRequest
-from core.tools import MAX_JSON_DEPTH, NOT_JSON, compile_validator, parse_json, resolve_schema
+from core.tools import MAX_JSON_DEPTH, NOT_JSON, parse_json, prepare_schema
 
 __all__ = ["JSON_MARKER", "OutputFormat", "check", "extract_json", "instructions", "repair_prompt", "validate"]
 
@@ -51,11 +51,11 @@ class OutputFormat:
         if not isinstance(self.schema, dict):
             raise InvalidRequest("response_format json_schema needs a schema object", param="response_format")
         try:
-            shown = resolve_schema(self.schema, where="response_format schema")
+            shown, validator = prepare_schema(self.schema, where="response_format schema")
         except InvalidRequest as error:
             raise InvalidRequest(error.message, param="response_format") from None
         object.__setattr__(self, "shown", shown)
-        object.__setattr__(self, "_validator", compile_validator(self.schema))
+        object.__setattr__(self, "_validator", validator)
 
     @classmethod
     def from_openai(cls, value: dict[str, Any] | None) -> OutputFormat:

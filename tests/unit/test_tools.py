@@ -15,11 +15,13 @@ from core.tools import (
     CALL_OPEN,
     MAX_JSON_DEPTH,
     MAX_TOOLS,
+    MAX_TOTAL_SCHEMA_NODES,
     NOT_JSON,
     TOOLS_MARKER,
     ToolCallOut,
     ToolChoice,
     ToolSpec,
+    declare_tools,
     instructions,
     normalise_schema,
     parse_json,
@@ -102,6 +104,60 @@ def test_prepare_tools() -> None:
         ToolChoice("sometimes")  # type: ignore[arg-type]
     with pytest.raises(InvalidRequest):
         ToolChoice("function")
+
+
+def test_declare_tools() -> None:
+    specs = declare_tools([("get_weather", None, WEATHER.parameters), ("ping", "Ping.", None)],
+                          ToolChoice("required"))
+    assert [(s.name, s.description) for s in specs] == [("get_weather", ""), ("ping", "Ping.")]
+    with pytest.raises(InvalidRequest, match="must describe a JSON object") as caught:
+        declare_tools([("ok", "", {}), ("bad", "", {"type": "string"})])
+    assert caught.value.param == "tools[1]"
+    with pytest.raises(InvalidRequest, match="declared twice"):
+        declare_tools([("a", "", {}), ("a", "", {})])
+    with pytest.raises(InvalidRequest, match="too many tools"):
+        declare_tools([(f"t{i}", "", {}) for i in range(MAX_TOOLS + 1)])
+    chunk = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(1_500)}}  # 3003 values
+    fits = MAX_TOTAL_SCHEMA_NODES // 3_003
+    assert len(declare_tools([(f"t{i}", "", chunk) for i in range(fits)])) == fits
+    with pytest.raises(InvalidRequest, match="too large together") as caught:
+        declare_tools([(f"t{i}", "", chunk) for i in range(fits + 1)])
+    assert caught.value.param == f"tools[{fits}]"
+
+
+def test_checked_schemas_are_cached() -> None:
+    schema = {"type": "object", "properties": {"cached": {"type": "string"}}}
+    first, second = ToolSpec("a", "", schema), ToolSpec("b", "", json.loads(json.dumps(schema)))
+    assert first.schema is second.schema and first._validator is second._validator
+    with pytest.raises(InvalidRequest, match="'c'"):  # errors are not cached: each names its own tool
+        ToolSpec("c", "", {"type": "string"})
+    with pytest.raises(InvalidRequest, match="'d'"):
+        ToolSpec("d", "", {"type": "string"})
+
+
+METASCHEMA_SAMPLES = [
+    {}, {"type": "object"}, {"type": ["string", "null"]}, {"type": 5}, {"type": "strin"}, {"required": "a"},
+    {"required": ["a", "a"]}, {"items": [{}]}, {"prefixItems": [{"type": "string"}], "items": False},
+    {"minimum": "1"}, {"maxLength": -1}, {"$defs": {"a": 1}}, {"$defs": {"a": {"$ref": "#/$defs/a"}}},
+    {"additionalProperties": 3}, {"enum": []}, {"pattern": "("}, {"pattern": "^a+$"},
+    {"properties": {"a": {"properties": {"b": {"type": "nope"}}}}}, {"anyOf": []}, {"anyOf": [{}, True]},
+    {"dependentRequired": {"a": ["b"]}}, {"dependencies": {"a": ["b"]}}, {"$ref": 5}, {"unevaluatedProperties": 1},
+    {"contentMediaType": 3}, {"format": "date", "deprecated": "yes"}, {"if": {}, "then": 1},
+]
+
+
+@pytest.mark.parametrize("schema", METASCHEMA_SAMPLES)
+def test_fast_metaschema_check_agrees_with_jsonschema(schema) -> None:
+    from jsonschema import Draft202012Validator, SchemaError
+
+    try:
+        Draft202012Validator.check_schema(schema)
+        official = None
+    except SchemaError as error:
+        official = error.message
+    assert tools_module._META_2020_12 is not None
+    ours = next(iter(tools_module._META_2020_12.iter_errors(schema)), None)
+    assert (ours is None) == (official is None), (ours, official)
 
 
 # -- normalisation ----------------------------------------------------------------------------------------------
@@ -332,8 +388,8 @@ def test_surrogate_escapes() -> None:
 
 
 def test_ref_chains_are_bounded() -> None:
-    defs = {f"d{i}": {"$ref": f"#/$defs/d{i + 1}"} for i in range(3_000)}
-    defs["d3000"] = {"type": "object"}
+    defs = {f"d{i}": {"$ref": f"#/$defs/d{i + 1}"} for i in range(1_500)}
+    defs["d1500"] = {"type": "object"}
     with pytest.raises(InvalidRequest, match="nested deeper than"):
         ToolSpec("chain", "", {"$defs": defs, "$ref": "#/$defs/d0"})
 
