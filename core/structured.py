@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Literal
 
 from core.errors import InvalidRequest
@@ -186,7 +187,8 @@ def validate(fmt: OutputFormat, value: Any) -> list[str]:
     if fmt.kind == "json_object":
         return [] if isinstance(value, dict) else [f"the reply is not a JSON object (got {_kind(value)})"]
     try:
-        errors = sorted(fmt._validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path)))
+        found = islice(fmt._validator.iter_errors(value), MAX_PROBLEMS * 10)  # a huge wrong reply stays cheap
+        errors = sorted(found, key=lambda e: list(map(str, e.absolute_path)))
     except RecursionError:
         return ["the reply nests too deeply to be checked"]
     except Exception as exc:  # an unresolvable reference, a pattern Python cannot compile: reported, never a 500

@@ -636,7 +636,8 @@ def render_history(turns: list[Turn]) -> str:
     for turn in turns:
         if turn.role == "tool":
             name = turn.name or names.get(turn.tool_call_id or "")
-            results.append(render_result(turn.tool_call_id or "", name, turn.text))
+            is_error = bool(getattr(turn, "is_error", False))  # should Turn ever carry Anthropic's is_error
+            results.append(render_result(turn.tool_call_id or "", name, turn.text, is_error))
             continue
         if results:
             blocks.append("[tool results]\n" + "\n".join(results))

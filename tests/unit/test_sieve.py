@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import time
 
 import pytest
 
@@ -72,6 +73,8 @@ CASES: dict[str, tuple[str, list[tuple[str, dict]]]] = {
     "missing-required": (call("get_weather", {"town": "Paris"}), []),
     "close-tag-in-string": (call("search", {"query": 'a {b} [c] </tool_call> " q'}),
                             [("search", {"query": 'a {b} [c] </tool_call> " q'})]),
+    "open-tag-in-string": (call("search", {"query": "use <tool_call> tags"}),
+                           [("search", {"query": "use <tool_call> tags"})]),
     "unclosed": ("x " + W[:-5], []),
     "not-json-body": ("<tool_call> is the tag I use " + P, [("ping", {})]),
     "nested-open": (W[: -len(CALL_CLOSE)] + "\n" + P, [("ping", {})]),
@@ -278,3 +281,15 @@ def call_out(name: str) -> ToolCallOut:
 def test_check_choice(choice, names, problem) -> None:
     found = check_choice(choice, [call_out(n) for n in names])
     assert (found is None) if problem is None else (problem in found)
+
+
+def test_plain_text_cost_stays_small() -> None:
+    """The sieve runs on every delta of every answer with tools: plain text must cost next to nothing (about
+    0.3 µs over a no-op on a laptop; the bound leaves room for a loaded CI machine)."""
+    deltas = ["Hello there, ", "this is a ", "plain answer", " with words", " and more.\n", "Next ", "line"] * 300
+    sieve = ToolSieve(TOOLS)
+    started = time.perf_counter()
+    for delta in deltas:
+        sieve.feed(delta)
+    per_delta = (time.perf_counter() - started) / len(deltas)
+    assert per_delta < 20e-6
