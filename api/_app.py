@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from api import _admin, _cron, _errors, _health, _openai
 from api._auth import KeyChecker
 from api._deps import GatewayHolder
 from api._limits import BodyLimit
+from core.fetch import aclose_shared_client
 from core.gateway import Gateway
 from core.settings import Settings
 
@@ -34,8 +36,12 @@ def create_app(settings: Settings | None = None, *, gateway_factory: Callable[[]
                     )
             except Exception as exc:  # the store may be down: serve anyway, leases then expire after LEASE_TTL
                 log.warning("instance %s: could not reclaim earlier leases: %s", settings.instance_id, exc)
+        # Everything imported and built so far lives as long as the process: keep it out of the garbage
+        # collector's full passes, which otherwise stall the event loop for tens of milliseconds under load.
+        gc.freeze()
         yield
         await holder.aclose()
+        await aclose_shared_client()
 
     app = FastAPI(
         title="Grok2API",

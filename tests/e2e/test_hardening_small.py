@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
+import re
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
 from api._app import create_app
-from api._limits import MAX_JSON_DEPTH, json_depth, too_deep
+from api._limits import MAX_JSON_CONTAINERS, MAX_JSON_DEPTH, json_depth, json_structure, too_deep
 from core.settings import Settings
 from tests.e2e.conftest import ADMIN_PASSWORD, API_KEY, Deployment
 from tests.support.asgi import ThreadedServer
@@ -90,6 +93,43 @@ def test_brackets_inside_strings_do_not_count(gateway: Deployment) -> None:
     response = httpx.post(gateway.base_url + "/chat/completions", content=chat_body(text), timeout=60,
                           headers={**AUTH, "Content-Type": "application/json"})
     assert response.status_code == 200, response.text
+
+
+def test_too_many_containers_is_a_400_before_parsing(gateway: Deployment) -> None:
+    """4 MB of tiny image parts would hold the event loop for ~0.5 s in parsing alone: refused by the scan."""
+    part = '{"type": "image_url", "image_url": {"url": "http://100.64.0.1/x.png"}}'
+    body = chat_body("[" + ", ".join([part] * (MAX_JSON_CONTAINERS // 2 + 1)) + "]")
+    response = httpx.post(gateway.base_url + "/chat/completions", content=body, timeout=30,
+                          headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "json_too_large"
+    ok = chat_body("[" + ", ".join(['{"type": "text", "text": "a"}'] * (MAX_JSON_CONTAINERS - 10)) + "]")
+    response = httpx.post(gateway.base_url + "/chat/completions", content=ok, timeout=30,
+                          headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+
+
+def _random_json(rng: random.Random, depth: int = 0) -> object:
+    roll = rng.random()
+    if depth > 6 or roll < 0.3:
+        return rng.choice(['a\\"b]}{', "x", "\\", '[{"', 1, None])
+    if roll < 0.65:
+        return [_random_json(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {f"k{rng.randrange(99)}\\]": _random_json(rng, depth + 1) for _ in range(rng.randrange(4))}
+
+
+def test_sliced_structure_scan_equals_the_whole_body_scan() -> None:
+    """Strings and escapes cut at any slice boundary: the sliced scan sees what one pass over the body sees."""
+    rng = random.Random(7)
+    strings = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+    bodies = [b'{"a": [1, {"b": "]]]]"}], "c": "\\\\"}', b'"[[[" [ "\\"[[" ]', b"[]" * 1000]
+    bodies += [json.dumps(_random_json(rng)).encode() for _ in range(150)]
+    for body in bodies:
+        outside = strings.sub(b"", body)
+        containers = outside.count(b"[") + outside.count(b"{")
+        for size in (1, 2, 3, 5, 8, 64, 1 << 20):
+            shape = asyncio.run(json_structure(body, slice_size=size))
+            assert (shape.depth, shape.containers) == (json_depth(body), containers), (body[:60], size)
 
 
 def test_nested_json_inside_tool_call_arguments_is_a_400(gateway: Deployment) -> None:
