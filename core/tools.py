@@ -72,6 +72,7 @@ MAX_TOTAL_SCHEMA_NODES = 20_000  # in all of a request's tool schemas (declare_t
 MAX_SCHEMA_DEPTH = 64  # nesting of one schema as sent
 MAX_EXPANDED_NODES = 50_000  # one schema with every non-recursive $ref expanded: guards validation cost
 MAX_SHOWN_NODES = 5_000  # ref inlining stops here (later refs become a "same schema as" note)
+MAX_SHOWN_CHARS = 256_000  # the tools' descriptions and shown schemas together, as put into the upstream message
 MAX_REF_DEPTH = 8  # refs inlined inside refs
 MAX_REF_CHAIN = 64  # refs inside refs at all (deeper: refused; keeps every walk far from the recursion limit)
 MAX_JSON_DEPTH = 64  # nesting of a call's JSON (deeper: no call; never a RecursionError)
@@ -104,6 +105,7 @@ class ToolSpec:
     description: str = ""
     parameters: Any = None
     schema: dict[str, Any] = field(init=False, repr=False)
+    schema_text: str = field(init=False, repr=False)  # ``schema`` as compact JSON, as the instructions show it
     _validator: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -114,6 +116,7 @@ class ToolSpec:
         object.__setattr__(self, "description", self.description or "")
         shown, validator = _tool_schema(self.parameters, self.name)
         object.__setattr__(self, "schema", shown)
+        object.__setattr__(self, "schema_text", _compact(shown))
         object.__setattr__(self, "_validator", validator)
 
 
@@ -151,7 +154,8 @@ class ToolCallOut:
 
 
 def prepare_tools(tools: Iterable[ToolSpec], choice: ToolChoice | None = None, *, param: str = "tools") -> list[ToolSpec]:
-    """The request's tools, checked: at most ``MAX_TOOLS``, unique names, a forced function among them."""
+    """The request's tools, checked: at most ``MAX_TOOLS``, unique names, shown size within ``MAX_SHOWN_CHARS``
+    (refs inlined can grow a schema), a forced function among them."""
     specs = list(tools)
     if len(specs) > MAX_TOOLS:
         raise InvalidRequest(f"too many tools: {len(specs)} (at most {MAX_TOOLS})", param=param)
@@ -160,6 +164,10 @@ def prepare_tools(tools: Iterable[ToolSpec], choice: ToolChoice | None = None, *
         if spec.name in seen:
             raise InvalidRequest(f"tool name {spec.name!r} is declared twice", param=f"{param}[{index}]")
         seen.add(spec.name)
+    shown = sum(len(spec.schema_text) + len(spec.description) for spec in specs)
+    if shown > MAX_SHOWN_CHARS:
+        raise InvalidRequest(f"the tools' descriptions and schemas are too large to send ({shown} characters "
+                             f"once $refs are resolved, at most {MAX_SHOWN_CHARS})", param=param)
     if choice is not None and choice.mode == "function" and choice.name not in seen:
         raise InvalidRequest(f"tool_choice names {choice.name!r}, which is not among the tools", param="tool_choice")
     if choice is not None and choice.mode in ("required", "function") and not specs:
@@ -253,7 +261,10 @@ def prepare_schema(schema: dict[str, Any], *, where: str, tool: str | None = Non
     are cached by the schema's JSON text (``SCHEMA_CACHE_SIZE``); treat them as read-only.
     """
     _check_size(schema, where)
-    key = ("T" if tool is not None else "S") + json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
+    try:
+        key = ("T" if tool is not None else "S") + json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"{where}: the schema is not JSON") from None
     if (hit := _CACHE.get(key)) is not None:
         _CACHE.move_to_end(key)
         return hit
@@ -564,7 +575,7 @@ def instructions(tools: Sequence[ToolSpec], choice: ToolChoice | None = None) ->
         lines += ["", f"### {tool.name}"]
         if tool.description:
             lines.append(tool.description.strip())
-        lines.append(f"Parameters (JSON Schema): {_compact(tool.schema)}")
+        lines.append(f"Parameters (JSON Schema): {tool.schema_text}")
     example = '{"name": "TOOL_NAME", "arguments": {"ARGUMENT": "VALUE"}}'
     lines += [
         "", "## How to call a tool",

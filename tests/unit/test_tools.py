@@ -125,6 +125,14 @@ def test_declare_tools() -> None:
     assert caught.value.param == f"tools[{fits}]"
 
 
+def test_shown_size_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tools_module, "MAX_SHOWN_CHARS", 500)
+    specs = [ToolSpec(f"t{i}", "x" * 60, WEATHER.parameters) for i in range(4)]
+    with pytest.raises(InvalidRequest, match="too large to send"):
+        prepare_tools(specs)
+    assert prepare_tools(specs[:2]) == specs[:2]
+
+
 def test_checked_schemas_are_cached() -> None:
     schema = {"type": "object", "properties": {"cached": {"type": "string"}}}
     first, second = ToolSpec("a", "", schema), ToolSpec("b", "", json.loads(json.dumps(schema)))
