@@ -99,6 +99,8 @@ class ToolSieve:
     # -- public ---------------------------------------------------------------------------------------------------
 
     def feed(self, text: str) -> list[Piece]:
+        """The pieces ``text`` releases now (adjacent text merged; ``[Text(text)]`` itself when it has no ``<``
+        outside a block). Pieces are plain data: do not mutate them."""
         if not text or self._done:
             return []
         if self._mode == _TEXT and not self._held and "<" not in text:
