@@ -106,6 +106,11 @@ class ChatStream:
             except Exception:  # the upstream iterator may already be broken; the outcome below is what matters
                 pass
         upstream_failure = failure if isinstance(failure, UpstreamError) else None
+        if upstream_failure is not None and upstream_failure.kind in REQUEST_SUSPECT:
+            # Upstream died after it had started answering: the account works (it was accepted and streamed),
+            # so the failure is counted on it but earns no backoff. Account-level kinds (401, 403, usage
+            # limit) still apply in full.
+            upstream_failure = _not_held(upstream_failure)
         await self._service.settle_reliably(
             self.lease,
             Outcome(
