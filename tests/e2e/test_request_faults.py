@@ -347,3 +347,18 @@ def test_a_long_answer_renews_its_lease_through_upstream_silence(make, sim, stre
     assert ledger["violations"] == [] and ledger["max_in_flight"] == 1
     acc = accounts(gw)[account_id(token)]
     assert acc["in_flight"] == 0 and acc["requests"] == 1
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_upstream_dying_mid_answer_earns_the_account_no_backoff(make, sim, stream: bool) -> None:
+    gw = make()
+    (token,) = gw.add_accounts(1)
+    response = post(gw, "half an answer #long=20 #disconnect", stream=stream)
+    if stream:
+        events = sse_events(response)
+        assert events[-1] == "[DONE]" and "error" in json.loads(events[-2])
+    else:
+        assert response.status_code == 502, response.text
+    acc = accounts(gw)[account_id(token)]
+    assert acc["status"]["state"] == "active" and acc["failures"] == 1 and acc["in_flight"] == 0, acc
+    assert post(gw, "and the next one is served at once").status_code == 200
