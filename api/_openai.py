@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -16,19 +15,19 @@ from fastapi.responses import JSONResponse
 from api._deps import client_auth, gateway
 from api._errors import sse_error
 from api._openai_schemas import ChatCompletionRequest
-from api._sse import HEARTBEAT, EventStream, data, with_heartbeats
-from core.answer import Answer, AnswerBuilder, ContentDelta, ReasoningDelta, estimate_tokens
+from api._sse import HEARTBEAT, EventStream, data
+from core.answer import Answer, estimate_tokens
+from core.answer_run import AnswerRun, Heartbeat
 from core.catalog import CREATED, ModelSpec
-from core.chat import ChatRequest, ChatStream, stream_error
-from core.errors import FailureKind, GatewayError, InvalidRequest, UpstreamError
+from core.chat import ChatRequest
+from core.compose import compose
+from core.errors import GatewayError, InvalidRequest
 from core.gateway import Gateway
-from core.grok.events import FinalMessage, SoftStop, StreamError
-from core.prompt import flatten
+from core.reply import Finish, ReasoningDelta, ReplyEvent, TextDelta
 
 log = logging.getLogger("grok2api")
 router = APIRouter(prefix="/v1", dependencies=[Depends(client_auth)])
 
-INCOMPLETE = "grok.com closed the stream before the answer was complete"
 # json.dumps(x, ensure_ascii=False) builds a new JSONEncoder on every call; one shared encoder gives the same text.
 _encode = json.JSONEncoder(ensure_ascii=False).encode
 
@@ -63,99 +62,79 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, gw: Gateway = Depends(gateway)
 ) -> JSONResponse | EventStream:
     body.check()
-    spec = gw.catalog.resolve(body.model)
-    prompt = flatten(body.to_turns())
+    model = gw.catalog.resolve(body.model)
+    spec = body.reply_spec()
+    prompt = compose(body.to_turns(), spec)
     if not prompt.message:
         raise InvalidRequest("messages contain no text or images", param="messages")
-    chat_request = ChatRequest(model=spec, prompt=prompt, requested_model=body.model)
-    stream = await gw.chat.open(chat_request)
-    completion = Completion(gw, body, stream, prompt_tokens=estimate_tokens(prompt.message))
+    stream = await gw.chat.open(ChatRequest(model=model, prompt=prompt, requested_model=body.model))
+    run = AnswerRun(gw.settings, stream, spec, streaming=body.stream, prompt_tokens=estimate_tokens(prompt.message))
+    completion = Completion(gw, body, run)
     if body.stream:
         return EventStream(completion.sse())
     return JSONResponse(await completion.collect())
 
 
 class Completion:
-    """Renders one upstream answer as an OpenAI completion, streamed or whole."""
+    """Renders one answer's core events as an OpenAI chat completion, streamed or whole."""
 
-    def __init__(self, gw: Gateway, body: ChatCompletionRequest, stream: ChatStream, *, prompt_tokens: int) -> None:
+    def __init__(self, gw: Gateway, body: ChatCompletionRequest, run: AnswerRun) -> None:
         self.gw = gw
         self.body = body
-        self.stream = stream
-        self.prompt_tokens = prompt_tokens
+        self.run = run
+        self.legacy_functions = body.uses_functions  # answer with function_call, as the request was written
         self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
-        settings = gw.settings
-        self.builder = AnswerBuilder(
-            thinking_output=settings.thinking_output,
-            filter_tags=settings.filter_tags,
-            asset_url=lambda path: settings.grok_assets_url.rstrip("/") + "/" + path.lstrip("/"),
-            stream=body.stream,
-            sources_footer=settings.sources_footer,
-        )
         self._envelope: tuple[str | None, str] | None = None  # (model hash, encoded chunk head) for chunk()
 
     # -- shared -----------------------------------------------------------------------------------------------
 
-    def usage(self, answer: Answer) -> dict[str, Any]:
-        completion = estimate_tokens(answer.content)
-        reasoning = estimate_tokens(answer.reasoning)
+    def usage(self) -> dict[str, Any]:
+        run = self.run
+        completion = run.completion_tokens
         return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": completion + reasoning,
-            "total_tokens": self.prompt_tokens + completion + reasoning,
+            "prompt_tokens": run.prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": run.prompt_tokens + completion,
             "prompt_tokens_details": {"cached_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": reasoning},
+            "completion_tokens_details": {"reasoning_tokens": run.reasoning_tokens},
         }
 
-    async def _finish(self, failure: GatewayError | None) -> None:
-        answer = self.builder.answer
-        await asyncio.shield(
-            self.stream.finish(
-                failure=failure,
-                prompt_tokens=self.prompt_tokens,
-                completion_tokens=estimate_tokens(answer.content) + estimate_tokens(answer.reasoning),
-            )
-        )
-
-    @property
-    def keep_alive_interval(self) -> float:
-        """Longest upstream silence before the lease is looked at (it lives ``lease_ttl`` unless renewed)."""
-        return self.gw.settings.lease_ttl / 3
-
-    def _check_end(self, saw_end: bool) -> None:
-        if not saw_end:
-            raise UpstreamError(FailureKind.STREAM, INCOMPLETE)
+    def finish_reason(self, finish: Finish) -> str:
+        if finish.reason == "tool_calls" and self.legacy_functions:
+            return "function_call"
+        return finish.reason
 
     # -- non-stream -------------------------------------------------------------------------------------------
 
     async def collect(self) -> dict[str, Any]:
         failure: GatewayError | None = None
-        saw_end = False
+        finish = Finish("stop")
         try:
-            async for event in with_heartbeats(self.stream.events(), self.keep_alive_interval):
-                if event is None:
-                    await self.stream.keep_alive()
-                    continue
-                if isinstance(event, StreamError):
-                    if not event.fatal:  # a warning (e.g. some search results failed): the answer goes on
-                        log.info("grok.com warning: %s", event.message)
-                        continue
-                    raise stream_error(event)
-                saw_end |= isinstance(event, SoftStop | FinalMessage)
-                self.builder.feed(event)
-            self._check_end(saw_end)
-            self.builder.finish()
+            async for event in self.run.events():
+                if isinstance(event, Finish):
+                    finish = event
         except GatewayError as exc:
             failure = exc
             raise
         finally:
-            await self._finish(failure)
-        answer = self.builder.answer
-        message: dict[str, Any] = {"role": "assistant", "content": answer.content, "refusal": None}
-        if answer.reasoning and self.gw.settings.thinking_output == "separate":
-            message["reasoning_content"] = answer.reasoning
-        annotations = citation_annotations(answer)
+            await self.run.close(failure)
+        shaper, answer = self.run.shaper, self.run.answer
+        content = shaper.content
+        message: dict[str, Any] = {
+            "role": "assistant", "content": content if content or not shaper.calls else None, "refusal": None,
+        }
+        if shaper.reasoning and self.gw.settings.thinking_output == "separate":
+            message["reasoning_content"] = "".join(shaper.reasoning)
+        if shaper.calls and self.legacy_functions:
+            first = shaper.calls[0]
+            message["function_call"] = {"name": first.name, "arguments": first.arguments_json}
+        elif shaper.calls:
+            message["tool_calls"] = [
+                {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments_json}}
+                for call in shaper.calls
+            ]
+        annotations = citation_annotations(answer, content)
         if annotations:
             message["annotations"] = annotations
         return {
@@ -164,8 +143,9 @@ class Completion:
             "created": self.created,
             "model": self.body.model,
             "system_fingerprint": answer.model_hash,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
-            "usage": self.usage(answer),
+            "choices": [{"index": 0, "message": message, "logprobs": None,
+                         "finish_reason": self.finish_reason(finish)}],
+            "usage": self.usage(),
         }
 
     # -- stream -----------------------------------------------------------------------------------------------
@@ -174,7 +154,7 @@ class Completion:
         """``data: {"id": ..., "choices": [{"index": 0, "delta": ..., ...}]}``: the bytes ``json.dumps`` of the
         whole chunk gives, but the envelope (the same for every chunk once the model hash is known) is encoded
         once per completion and only the delta per chunk."""
-        fingerprint = self.builder.answer.model_hash
+        fingerprint = self.run.answer.model_hash
         if self._envelope is None or self._envelope[0] != fingerprint:
             head = _encode({
                 "id": self.id,
@@ -190,46 +170,40 @@ class Completion:
         )
         return data(text.encode())
 
-    def delta_chunks(self, deltas: list[ContentDelta | ReasoningDelta]) -> list[bytes]:
-        out = []
-        for delta in deltas:
-            if not delta.text:
-                continue
-            if isinstance(delta, ReasoningDelta):
-                out.append(self.chunk({"reasoning_content": delta.text}))
-            else:
-                out.append(self.chunk({"content": delta.text}))
-        return out
+    def event_chunks(self, event: ReplyEvent) -> list[bytes]:
+        if isinstance(event, TextDelta):
+            return [self.chunk({"content": event.text})]
+        if isinstance(event, ReasoningDelta):
+            return [self.chunk({"reasoning_content": event.text})]
+        call = event.call
+        if self.legacy_functions:
+            if event.index > 0:
+                return []  # function_call carries one call
+            return [self.chunk({"function_call": {"name": call.name, "arguments": ""}}),
+                    self.chunk({"function_call": {"arguments": call.arguments_json}})]
+        head = {"index": event.index, "id": call.id, "type": "function",
+                "function": {"name": call.name, "arguments": ""}}
+        return [self.chunk({"tool_calls": [head]}),
+                self.chunk({"tool_calls": [{"index": event.index, "function": {"arguments": call.arguments_json}}]})]
 
     async def sse(self) -> AsyncIterator[bytes]:
         failure: GatewayError | None = None
-        saw_end = False
-        interval = min(self.gw.settings.heartbeat_interval, self.keep_alive_interval)
         try:
             yield self.chunk({"role": "assistant", "content": ""})
-            async for event in with_heartbeats(self.stream.events(), interval):
-                if event is None:
-                    await self.stream.keep_alive()
+            async for event in self.run.events(self.gw.settings.heartbeat_interval):
+                if isinstance(event, Heartbeat):
                     yield HEARTBEAT
-                    continue
-                if isinstance(event, StreamError):
-                    if not event.fatal:
-                        log.info("grok.com warning: %s", event.message)
-                        continue
-                    raise stream_error(event)
-                saw_end |= isinstance(event, SoftStop | FinalMessage)
-                for chunk in self.delta_chunks(self.builder.feed(event)):
-                    yield chunk
-            self._check_end(saw_end)
-            for chunk in self.delta_chunks(self.builder.finish()):
-                yield chunk
-            yield self.chunk({}, finish_reason="stop")
+                elif isinstance(event, Finish):
+                    yield self.chunk({}, finish_reason=self.finish_reason(event))
+                else:
+                    for chunk in self.event_chunks(event):
+                        yield chunk
             include_usage = self.body.stream_options is not None and self.body.stream_options.include_usage
             if include_usage:
                 usage_payload = {
                     "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                    "model": self.body.model, "system_fingerprint": self.builder.answer.model_hash,
-                    "choices": [], "usage": self.usage(self.builder.answer),
+                    "model": self.body.model, "system_fingerprint": self.run.answer.model_hash,
+                    "choices": [], "usage": self.usage(),
                 }
                 yield data(json.dumps(usage_payload).encode())
         except GatewayError as exc:
@@ -240,15 +214,15 @@ class Completion:
             log.exception("stream failed: %s", exc)
             yield sse_error(failure)
         finally:
-            await self._finish(failure)
+            await self.run.close(failure)
         yield data(b"[DONE]")
 
 
-def citation_annotations(answer: Answer) -> list[dict[str, Any]]:
+def citation_annotations(answer: Answer, content: str) -> list[dict[str, Any]]:
     annotations = []
     for index, url, title in answer.citations:
         marker = f"[[{index}]]({url})"
-        start = answer.content.find(marker)
+        start = content.find(marker)
         if start < 0:
             continue
         annotations.append({

@@ -8,6 +8,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.errors import InvalidRequest
 from core.prompt import ToolCall, Turn
+from core.reply import MAX_STOP_CHARS, MAX_STOP_SEQUENCES, ReplySpec
+from core.structured import OutputFormat
+from core.tools import ToolChoice, declare_tools
+
+
+def _stops(value: str | list[str] | None) -> tuple[str, ...]:
+    stops = [value] if isinstance(value, str) else list(value or [])
+    if len(stops) > MAX_STOP_SEQUENCES:
+        raise InvalidRequest(f"at most {MAX_STOP_SEQUENCES} stop sequences", param="stop")
+    if any(len(stop) > MAX_STOP_CHARS for stop in stops):
+        raise InvalidRequest(f"a stop sequence is longer than {MAX_STOP_CHARS} characters", param="stop")
+    return tuple(stop for stop in stops if stop)
 
 
 class TextPart(BaseModel):
@@ -65,8 +77,30 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class FunctionDef(BaseModel):
+    name: str = Field(min_length=1)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolDef(BaseModel):
+    type: str = "function"
+    function: FunctionDef | None = None
+
+
+class NamedFunction(BaseModel):
+    name: str = Field(min_length=1)
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"] = "function"
+    function: NamedFunction
+
+
 class ChatCompletionRequest(BaseModel):
-    """Fields we act on are typed; the rest of OpenAI's surface is accepted and ignored (extra="allow")."""
+    """Fields we act on are typed; sampling knobs grok.com has no equivalent for (temperature, top_p, seed,
+    penalties...) are accepted and ignored (extra="allow"; listed in the README's limits)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -81,10 +115,59 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1)
     user: str | None = None
     web_search_options: dict[str, Any] | None = None
+    tools: list[ToolDef] | None = None
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    functions: list[FunctionDef] | None = None  # the legacy form of tools
+    function_call: Literal["auto", "none"] | NamedFunction | None = None
+    response_format: dict[str, Any] | None = None
+    stop: str | list[str] | None = None
 
     def check(self) -> None:
         if self.n not in (None, 1):
             raise InvalidRequest("only n=1 is supported", param="n")
+        if self.tools and self.functions:
+            raise InvalidRequest("send `tools` or the legacy `functions`, not both", param="functions")
+
+    @property
+    def uses_functions(self) -> bool:
+        return bool(self.functions) and not self.tools
+
+    def reply_spec(self) -> ReplySpec:
+        """What this request asks of the answer: tools and the tool choice, output format, stop, token limit."""
+        declarations: list[tuple[str, str | None, Any]] = []
+        param = "tools"
+        if self.tools:
+            for index, tool in enumerate(self.tools):
+                if tool.type != "function" or tool.function is None:
+                    raise InvalidRequest(
+                        f"tool type `{tool.type}` is not supported (only `function` tools)", param=f"tools[{index}].type"
+                    )
+                declarations.append((tool.function.name, tool.function.description, tool.function.parameters))
+        elif self.functions:
+            param = "functions"
+            declarations = [(f.name, f.description, f.parameters) for f in self.functions]
+        choice = self._choice()
+        tools = declare_tools(declarations, choice, param=param) if declarations else []
+        if choice is not None and choice.mode in ("required", "function") and not tools:
+            raise InvalidRequest("`tool_choice` asks for a tool call but no tools are declared", param="tool_choice")
+        return ReplySpec(
+            tools=tools,
+            choice=choice,
+            output=OutputFormat.from_openai(self.response_format) if self.response_format else None,
+            stop=_stops(self.stop),
+            max_tokens=self.max_completion_tokens or self.max_tokens,
+            parallel_calls=self.parallel_tool_calls is not False and not self.uses_functions,
+        )
+
+    def _choice(self) -> ToolChoice | None:
+        value = self.tool_choice if self.tools or self.tool_choice is not None else self.function_call
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return ToolChoice(mode=value)  # type: ignore[arg-type]
+        name = value.function.name if isinstance(value, NamedToolChoice) else value.name
+        return ToolChoice.function(name)
 
     def to_turns(self) -> list[Turn]:
         turns = []

@@ -1,17 +1,14 @@
-"""Server-sent events plumbing: heartbeats while the upstream is silent, and a response that notices at once when
-the client hangs up."""
+"""Server-sent events plumbing: the heartbeat comment, ``data:`` framing, and a response that notices at once when
+the client hangs up. (The heartbeat timing itself is ``core.aio.with_heartbeats``.)"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
-from typing import TypeVar
 
 import anyio
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-T = TypeVar("T")
 HEARTBEAT = b": keep-alive\n\n"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -41,56 +38,6 @@ class EventStream(StreamingResponse):
             group.start_soon(produce)
             await self.listen_for_disconnect(receive)
             group.cancel_scope.cancel()
-
-
-async def with_heartbeats(source: AsyncIterator[T], interval: float) -> AsyncIterator[T | None]:
-    """Yield items from ``source``; yield ``None`` every ``interval`` seconds of silence.
-
-    The pending ``anext`` survives a heartbeat (it is awaited again), so no item is lost or reordered.
-    """
-    iterator = aiter(source)
-    pending: asyncio.Task[T] | None = None
-    try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(iterator))
-            if not await _done_within(pending, interval):
-                yield None
-                continue
-            task, pending = pending, None
-            try:
-                yield task.result()
-            except StopAsyncIteration:
-                return
-    finally:
-        if pending is not None:
-            pending.cancel()
-            try:
-                await pending
-            except (asyncio.CancelledError, StopAsyncIteration, Exception):
-                pass
-
-
-async def _done_within(task: asyncio.Future[T], timeout: float) -> bool:
-    """``asyncio.wait({task}, timeout=timeout)`` for one task, minus its set bookkeeping (runs once per SSE event):
-    True once ``task`` is done, False after ``timeout`` seconds; the task itself is never cancelled."""
-    if task.done():
-        return True
-    loop = asyncio.get_running_loop()
-    waiter = loop.create_future()
-
-    def wake(_: object = None) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    timer = loop.call_later(timeout, wake)
-    task.add_done_callback(wake)
-    try:
-        await waiter
-    finally:
-        timer.cancel()
-        task.remove_done_callback(wake)
-    return task.done()
 
 
 def data(payload: bytes) -> bytes:

@@ -39,6 +39,7 @@ class Turn:
     name: str | None = None
     tool_call_id: str | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
+    is_error: bool = False  # a tool result that reports a failure (Anthropic ``is_error``)
 
 
 @dataclass(frozen=True, slots=True)
