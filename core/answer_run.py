@@ -101,10 +101,12 @@ class AnswerRun:
             yield out
         yield self.finish
 
-    async def close(self, failure: GatewayError | None) -> None:
-        """Close upstream and settle the lease (shielded: a client hanging up cannot skip it)."""
+    async def close(self, failure: GatewayError | None, *, keep: tuple[str, str, float] | None = None) -> None:
+        """Close upstream and settle the lease (shielded: a client hanging up cannot skip it). ``keep`` = (store
+        key, value, TTL) written in the same settle command."""
         await asyncio.shield(
             self.stream.finish(
-                failure=failure, prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens
+                failure=failure, prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
+                keep=keep,
             )
         )

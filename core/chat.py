@@ -92,10 +92,12 @@ class ChatStream:
             self.lease.renew_at = pool.now() + 1.0  # try again shortly, not on every event
 
     async def finish(
-        self, *, failure: GatewayError | None = None, prompt_tokens: int = 0, completion_tokens: int = 0
+        self, *, failure: GatewayError | None = None, prompt_tokens: int = 0, completion_tokens: int = 0,
+        keep: tuple[str, str, float] | None = None,
     ) -> None:
         """Close upstream and settle the lease. Never raises for the store: by now the client may have the whole
-        answer, and telling it to retry would make upstream charge twice (see ``ChatService.settle_reliably``)."""
+        answer, and telling it to retry would make upstream charge twice (see ``ChatService.settle_reliably``).
+        ``keep`` = (store key, value, TTL): stored by the same settle command (e.g. a Responses API answer)."""
         if self._finished:
             return
         self._finished = True
@@ -122,6 +124,7 @@ class ChatStream:
                 completion_tokens=completion_tokens,
                 latency_ms=(time.monotonic() - self._started) * 1000,
                 quota=_after_charge(self.quota, self.lease.mode, self.lease.cost),
+                keep=keep,
             ),
         )
 

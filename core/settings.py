@@ -53,6 +53,8 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "filter_tags": ("FILTER_TAGS",),
     "sources_footer": ("SOURCES_FOOTER",),
     "model_aliases": ("MODEL_ALIASES",),
+    "claude_model": ("CLAUDE_MODEL",),
+    "response_ttl": ("RESPONSE_TTL",),
     "allow_private_urls": ("ALLOW_PRIVATE_URLS",),
     "max_image_bytes": ("MAX_IMAGE_BYTES",),
     "max_request_bytes": ("MAX_REQUEST_BYTES",),
@@ -125,6 +127,12 @@ class Settings(BaseModel):
     sources_footer: bool = Field(True, description="Append web search results as a markdown Sources list.")
     model_aliases: dict[str, str] = Field(
         default_factory=dict, description="Extra model aliases: JSON object or `gpt-4o=grok-4.5,...`."
+    )
+    claude_model: str = Field(
+        "grok-4.5", description="Grok model a `claude-*` model name maps to (unless MODEL_ALIASES names it)."
+    )
+    response_ttl: float = Field(
+        86400.0, gt=0, description="Seconds a stored Responses API answer (`store: true`) can be chained or read."
     )
     allow_private_urls: bool = Field(False, description="Let image URLs reach private/loopback hosts (tests only).")
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest image fetched or accepted.")

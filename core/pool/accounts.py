@@ -144,6 +144,7 @@ class Outcome:
     completion_tokens: int = 0
     latency_ms: float = 0.0
     quota: Mapping[str, QuotaWindow] | None = None  # fresh windows seen during the request, stored by settle
+    keep: tuple[str, str, float] | None = None  # (full key, value, ttl s) the request stores with its settle
 
     @classmethod
     def success(cls, model: str = "", **kwargs: object) -> Outcome:

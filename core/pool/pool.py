@@ -313,6 +313,10 @@ class TokenPool:
             self.keys.egress,
             self.keys.sticky(sticky_key) if sticky_key else self.keys.egress,  # unread without a sticky key
         ]
+        if outcome.keep is not None:  # written by the same script: a stored answer costs no extra command
+            key, value, ttl = outcome.keep
+            keys.append(key)
+            args += [value, max(int(ttl), 1)]
         return await self.store.run(script("settle"), keys, args)
 
     # -- quota ----------------------------------------------------------------------------------------------

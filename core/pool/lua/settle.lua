@@ -1,5 +1,7 @@
 -- Hand a lease back: free the slot, true up the quota, count usage, apply the failure rules. All in one step.
 -- KEYS[1] acct:<id>  KEYS[2] acct:<id>:leases  KEYS[3] usage:<day>  KEYS[4] pool:egress  KEYS[5] sticky key
+-- KEYS[6] a key the request keeps with its answer (e.g. a stored response), written when ARGV after the windows
+--         give a value and a TTL: the same step, no extra command
 -- ARGV: 1..8 context (common.lua), 9 lease id ('' = no lease, e.g. a quota refresh failed), 10 mode,
 --       11 reserved, 12 charged, 13 lease started at, 14 outcome (ok|fail|cancel), 15 failure kind, 16 message,
 --       17 retry after ('' = none), 18 quota exhausted (1|0), 19 model, 20 prompt tokens, 21 completion tokens,
@@ -14,6 +16,11 @@ local outcome, kind, message = ARGV[14], ARGV[15], ARGV[16]
 local retry_after, quota_exhausted = num(ARGV[17]), ARGV[18] == '1'
 local model, id, member = ARGV[19], ARGV[23], ARGV[33]
 local q = 'q:' .. mode .. ':'
+
+local keep_at = 35 + 5 * tonumber(ARGV[34])
+if KEYS[6] and ARGV[keep_at] and ARGV[keep_at] ~= '' then
+  redis.call('SET', KEYS[6], ARGV[keep_at], 'EX', tonumber(ARGV[keep_at + 1]))
+end
 
 -- live: the lease was still ours. A lease already dropped as an orphan (expired, or reclaimed after a restart)
 -- was counted then and its reservation stands, so a late settle counts nothing and refunds nothing.
