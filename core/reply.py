@@ -194,6 +194,7 @@ class ReplyShaper:
         self._meter = _TokenMeter() if self.spec.max_tokens else None
         self._json: list[str] | None = [] if self.spec.wants_json else None
         self._pending_space = ""  # whitespace after a call, shown only if more text follows
+        self._thought_calls: set[tuple[str, str]] = set()
         self._length = False
         self._finished = False
 
@@ -311,7 +312,12 @@ class ReplyShaper:
     def _reasoning_pieces(self, out: list[ReplyEvent], pieces: list[Text | Call]) -> None:
         for piece in pieces:
             if isinstance(piece, Call):
-                self._call(out, piece.call)  # a call written while thinking is still a call
+                # A call written while thinking is still a call; the same call thought twice (a summary
+                # repeating the analysis) is one call.
+                key = (piece.call.name, piece.call.arguments_json)
+                if key not in self._thought_calls:
+                    self._thought_calls.add(key)
+                    self._call(out, piece.call)
             else:
                 self._thought(out, piece.text)
 
