@@ -17,7 +17,7 @@ from api._errors import sse_error
 from api._openai_schemas import ChatCompletionRequest
 from api._sse import HEARTBEAT, EventStream, data
 from core.answer import Answer, estimate_tokens
-from core.answer_run import AnswerRun, Heartbeat
+from core.answer_run import AnswerRun, Heartbeat, repair_key, repair_turn
 from core.catalog import CREATED, ModelSpec
 from core.chat import ChatRequest
 from core.compose import compose
@@ -67,8 +67,10 @@ async def chat_completions(
     prompt = compose(body.to_turns(), spec)
     if not prompt.message:
         raise InvalidRequest("messages contain no text or images", param="messages")
-    stream = await gw.chat.open(ChatRequest(model=model, prompt=prompt, requested_model=body.model))
-    run = AnswerRun(gw.settings, stream, spec, streaming=body.stream, prompt_tokens=estimate_tokens(prompt.message))
+    request = ChatRequest(model=model, prompt=prompt, requested_model=body.model, sticky_key=repair_key(spec))
+    stream = await gw.chat.open(request)
+    run = AnswerRun(gw.settings, stream, spec, streaming=body.stream, prompt_tokens=estimate_tokens(prompt.message),
+                    repair=repair_turn(gw, request))
     completion = Completion(gw, body, run)
     if body.stream:
         return EventStream(completion.sse())

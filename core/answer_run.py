@@ -11,19 +11,40 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
 
 from core.aio import with_heartbeats
 from core.answer import Answer, AnswerBuilder, estimate_tokens
-from core.chat import ChatStream, stream_error
+from core.chat import ChatRequest, ChatStream, stream_error
 from core.errors import FailureKind, GatewayError, UpstreamError
+from core.gateway import Gateway
 from core.grok.events import FinalMessage, SoftStop, StreamError
-from core.reply import Finish, ReplyEvent, ReplyShaper, ReplySpec
+from core.prompt import Prompt
+from core.reply import Finish, InvalidStructuredOutput, ReplyEvent, ReplyShaper, ReplySpec
 from core.settings import Settings
+from core.structured import repair_prompt
 
 log = logging.getLogger("grok2api")
+# Opens a follow-up turn (on the same account, through its sticky key) whose message adds the given text.
+Repair = Callable[[str], Awaitable[ChatStream]]
 INCOMPLETE = "grok.com closed the stream before the answer was complete"
+
+
+def repair_key(spec: ReplySpec) -> str | None:
+    """A sticky key for a request that may need a repair turn, so that turn finds the same account."""
+    return f"repair:{secrets.token_hex(8)}" if spec.wants_json else None
+
+
+def repair_turn(gw: Gateway, request: ChatRequest) -> Repair:
+    """The repair turn of ``request``: its message plus the repair instructions, on its sticky account."""
+
+    async def open_repair(extra: str) -> ChatStream:
+        prompt = Prompt(message=request.prompt.message + "\n\n" + extra, images=request.prompt.images)
+        return await gw.chat.open(replace(request, prompt=prompt))
+
+    return open_repair
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,21 +59,29 @@ class AnswerRun:
     """Iterate ``events()`` once; then ``close(failure)`` exactly once (it settles the lease)."""
 
     def __init__(
-        self, settings: Settings, stream: ChatStream, spec: ReplySpec, *, streaming: bool, prompt_tokens: int
+        self, settings: Settings, stream: ChatStream, spec: ReplySpec, *, streaming: bool, prompt_tokens: int,
+        repair: Repair | None = None,
     ) -> None:
         self.settings = settings
         self.stream = stream
         self.spec = spec
         self.prompt_tokens = prompt_tokens
-        self.builder = AnswerBuilder(
+        self.streaming = streaming
+        self.repair = repair if spec.wants_json else None  # one repair turn for JSON that does not validate
+        self.repaired = False
+        self.builder = self._builder()
+        self.shaper = ReplyShaper(spec)
+        self.finish: Finish | None = None
+
+    def _builder(self) -> AnswerBuilder:
+        settings = self.settings
+        return AnswerBuilder(
             thinking_output=settings.thinking_output,
             filter_tags=settings.filter_tags,
             asset_url=lambda path: settings.grok_assets_url.rstrip("/") + "/" + path.lstrip("/"),
-            stream=streaming,
+            stream=self.streaming,
             sources_footer=settings.sources_footer,
         )
-        self.shaper = ReplyShaper(spec)
-        self.finish: Finish | None = None
 
     @property
     def answer(self) -> Answer:
@@ -75,7 +104,28 @@ class AnswerRun:
     async def events(self, heartbeat: float | None = None) -> AsyncIterator[ReplyEvent | Heartbeat | Finish]:
         """Core events in order, ``HEARTBEAT`` after each ``heartbeat`` seconds of upstream silence (at most
         ``lease_ttl / 3`` apart; None: no heartbeats), and last the ``Finish``. Raises ``GatewayError`` when the
-        answer fails."""
+        answer fails.
+
+        A JSON answer that does not validate gets one repair turn (the answer and its problems sent back on the
+        same account) before it is judged for good; its text was held, so the client sees only the final one."""
+        while True:
+            async for item in self._upstream(heartbeat):
+                yield item
+            try:
+                events, finish = self.shaper.finish(self.builder.finish())
+            except InvalidStructuredOutput:
+                if not await self._repair():
+                    raise
+                continue
+            if self.shaper.json_problems and await self._repair():
+                continue
+            self.finish = finish
+            for out in events:
+                yield out
+            yield finish
+            return
+
+    async def _upstream(self, heartbeat: float | None) -> AsyncIterator[ReplyEvent | Heartbeat]:
         interval = min(heartbeat or self.keep_alive_interval, self.keep_alive_interval)
         saw_end = False
         async for event in with_heartbeats(self.stream.events(), interval):
@@ -96,10 +146,18 @@ class AnswerRun:
                 break
         if not saw_end and not self.shaper.done:
             raise UpstreamError(FailureKind.STREAM, INCOMPLETE)
-        events, self.finish = self.shaper.finish(self.builder.finish())
-        for out in events:
-            yield out
-        yield self.finish
+
+    async def _repair(self) -> bool:
+        """Settle this answer and open the repair turn; False when there is none to try."""
+        if self.repair is None or self.repaired or self.spec.output is None:
+            return False
+        self.repaired = True
+        problems, raw = self.shaper.json_problems or ["no JSON value found"], self.shaper.json_raw
+        log.info("structured output did not validate (%s); asking once more", "; ".join(problems[:3]))
+        await self.close(None)
+        self.stream = await self.repair(repair_prompt(self.spec.output, raw, problems))
+        self.builder, self.shaper = self._builder(), ReplyShaper(self.spec)
+        return True
 
     async def close(self, failure: GatewayError | None, *, keep: tuple[str, str, float] | None = None) -> None:
         """Close upstream and settle the lease (shielded: a client hanging up cannot skip it). ``keep`` = (store

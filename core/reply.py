@@ -195,6 +195,8 @@ class ReplyShaper:
         self._json: list[str] | None = [] if self.spec.wants_json else None
         self._pending_space = ""  # whitespace after a call, shown only if more text follows
         self._thought_calls: set[tuple[str, str]] = set()
+        self.json_raw = ""  # the answer a JSON format was judged on, and what was wrong with it
+        self.json_problems: list[str] = []
         self._length = False
         self._finished = False
 
@@ -342,6 +344,7 @@ class ReplyShaper:
         if self.calls and not raw.strip():
             return
         value, problems = check(self.spec.output, raw)
+        self.json_raw, self.json_problems = raw, problems
         if problems and self.spec.output.strict:
             raise InvalidStructuredOutput(problems)
         text = raw if value is None else _dump(value)

@@ -226,13 +226,31 @@ def test_json_is_dug_out_of_fences_and_prose(gw: Deployment, marker: str) -> Non
     assert set(value) == {"name", "age"}
 
 
-def test_strict_schema_not_met_is_a_clear_error(gw: Deployment, script) -> None:
-    script('{"name": "Ann"}')
+def test_strict_schema_not_met_twice_is_a_clear_error(gw: Deployment, script) -> None:
+    script('{"name": "Ann"}', 'still {"name": "Ann"}')
     fmt = {"type": "json_schema", "json_schema": {"name": "p", "schema": Person.model_json_schema(), "strict": True}}
     with pytest.raises(openai.APIStatusError) as info:
         gw.client().chat.completions.create(
             model="grok-4.5-fast", messages=[{"role": "user", "content": "x"}], response_format=fmt)
     assert info.value.status_code == 502 and info.value.body["code"] == "invalid_structured_output"
+    assert "age" in info.value.body["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_one_repair_turn_fixes_invalid_json(gw: Deployment, script, stream: bool) -> None:
+    script('{"name": "Ann"}', '{"name": "Ann", "age": 41}')
+    accepted = lambda: gw.sim.state.ledger(gw.tokens[0])["accepted"].get("fast", 0)  # noqa: E731
+    before = accepted()
+    fmt = {"type": "json_schema", "json_schema": {"name": "p", "schema": Person.model_json_schema(), "strict": True}}
+    kwargs: dict[str, Any] = {"model": "grok-4.5-fast", "messages": [{"role": "user", "content": "x"}],
+                              "response_format": fmt}
+    if stream:
+        chunks = list(gw.client().chat.completions.create(stream=True, **kwargs))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    else:
+        text = gw.client().chat.completions.create(**kwargs).choices[0].message.content
+    assert json.loads(text) == {"name": "Ann", "age": 41}  # only the repaired answer reaches the client
+    assert accepted() == before + 2  # the answer and its repair, on the same account
 
 
 def test_json_object_mode(gw: Deployment, script) -> None:
