@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, *, gateway_factory: Callable[[]
     app.state.keys = KeyChecker(settings.api_keys, settings.admin_password, settings.cron_secret)
     _errors.install(app)
     app.include_router(_openai.router)
+    app.include_router(_anthropic.router)
     app.include_router(_responses.router)
     app.include_router(_completions.router)
     app.include_router(_admin.router)

@@ -34,7 +34,10 @@ class ModelSpec:
 
 
 class Catalog:
-    def __init__(self, models: list[ModelSpec], extra_aliases: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, models: list[ModelSpec], extra_aliases: Mapping[str, str] | None = None, claude_model: str | None = None
+    ) -> None:
+        self.claude_model = claude_model  # what an unlisted ``claude-*`` name resolves to (None: not found)
         self.models = {m.id: m for m in models}
         self._lookup: dict[str, ModelSpec] = {}
         for model in models:
@@ -48,16 +51,25 @@ class Catalog:
         self.operator_aliases = dict(extra_aliases or {})
 
     @classmethod
-    def load(cls, extra_aliases: Mapping[str, str] | None = None) -> Catalog:
+    def load(cls, extra_aliases: Mapping[str, str] | None = None, claude_model: str | None = None) -> Catalog:
         raw = json.loads(resources.files("core").joinpath("models.json").read_text("utf-8"))
         models = [ModelSpec(**{**m, "aliases": tuple(m.get("aliases", ()))}) for m in raw["models"]]
-        return cls(models, extra_aliases)
+        return cls(models, extra_aliases, claude_model)
 
-    def resolve(self, name: object) -> ModelSpec:
-        """Public id or alias → spec; raises ``ModelNotFound`` (404) naming the model."""
+    def resolve(self, name: object, *, claude_model: str | None = None) -> ModelSpec:
+        """Public id or alias → spec; raises ``ModelNotFound`` (404) naming the model. A ``claude-*`` name that
+        is neither (MODEL_ALIASES may name one) resolves to ``claude_model`` (the argument, else the catalog's
+        own: settings ``CLAUDE_MODEL``)."""
         if not isinstance(name, str) or not name.strip():
             raise ModelNotFound("`model` is required", param="model")
-        model = self._lookup.get(name.strip().lower())
+        key = name.strip().lower()
+        model = self._lookup.get(key)
+        target = claude_model or self.claude_model
+        if model is None and target and key.startswith("claude-"):
+            model = self._lookup.get(target.lower())
+            if model is None:
+                raise ModelNotFound(f"`{name}` maps to CLAUDE_MODEL `{target}`, which is not a known model.",
+                                    param="model")
         if model is None:
             raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model")
         return model
