@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import _admin, _completions, _cron, _errors, _health, _openai, _responses
+from api import _admin, _anthropic, _completions, _cron, _errors, _health, _openai, _responses
 from api._auth import KeyChecker
 from api._deps import GatewayHolder
 from api._limits import BodyLimit
@@ -57,9 +57,9 @@ def create_app(settings: Settings | None = None, *, gateway_factory: Callable[[]
     app.state.keys = KeyChecker(settings.api_keys, settings.admin_password, settings.cron_secret)
     _errors.install(app)
     app.include_router(_openai.router)
-    app.include_router(_anthropic.router)
     app.include_router(_responses.router)
     app.include_router(_completions.router)
+    app.include_router(_anthropic.router)
     app.include_router(_admin.router)
     app.include_router(_cron.router)
     app.include_router(_health.router)
