@@ -17,6 +17,7 @@ import pytest
 from simulator.text import plain_answer
 from tests.e2e.conftest import API_KEY, Deployment
 from tests.e2e.media import png
+from tests.support.asgi import ThreadedServer
 
 MODEL = "claude-sonnet-4-5"
 WEATHER = {
@@ -484,3 +485,71 @@ def test_agent_model_black_box_round_trip(agent: Deployment) -> None:
     final = sdk.messages.create(model=MODEL, max_tokens=4000, tools=[write, WEATHER], messages=history)
     assert final.stop_reason == "end_turn"
     assert "File created successfully" in final.content[-1].text
+
+
+# -- more inputs -----------------------------------------------------------------------------------------------------
+
+
+def test_image_url_source_and_tool_result_image(gateway: Deployment, script) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    image = png(16, 16, (10, 20, 200))
+    shot = png(12, 12, (200, 20, 10))
+    app = Starlette(routes=[Route("/cat.png", lambda request: Response(image, media_type="image/png"))])
+    script("A blue cat.", "A red screenshot.")
+    sdk = client(gateway)
+    before = len(gateway.sim.state.files)
+    with ThreadedServer(app) as host:
+        message = sdk.messages.create(model=MODEL, max_tokens=100, messages=[{"role": "user", "content": [
+            {"type": "image", "source": {"type": "url", "url": f"{host.url}/cat.png"}},
+            {"type": "text", "text": "Describe"}]}])
+    assert message.content[0].text == "A blue cat."
+    assert list(gateway.sim.state.files.values())[-1].size == len(image)
+    answer = sdk.messages.create(model=MODEL, max_tokens=100, tools=[WEATHER], messages=[
+        {"role": "user", "content": "Screenshot?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_shot", "name": "get_weather",
+                                           "input": {"city": "x"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_shot", "content": [
+            {"type": "text", "text": "here"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                         "data": base64.b64encode(shot).decode()}}]}]},
+    ])
+    assert answer.content[0].text == "A red screenshot."
+    assert len(gateway.sim.state.files) == before + 2
+    assert list(gateway.sim.state.files.values())[-1].size == len(shot)
+
+
+def test_structured_output(gateway: Deployment, script) -> None:
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"],
+              "additionalProperties": False}
+    script('Sure! ```json\n{"answer": "42"}\n```')
+    message = client(gateway).messages.create(
+        model=MODEL, max_tokens=200, messages=[{"role": "user", "content": "Meaning of life?"}],
+        extra_body={"output_config": {"format": {"type": "json_schema", "schema": schema}}})
+    assert json.loads(message.content[0].text) == {"answer": "42"}
+    assert "# Response format" in last_turn(gateway).message
+
+
+async def test_async_client_stream(gateway: Deployment, script) -> None:
+    script("async hello there")
+    sdk = anthropic.AsyncAnthropic(base_url=gateway.url, api_key=API_KEY, max_retries=0)
+    async with sdk.messages.stream(model=MODEL, max_tokens=100,
+                                   messages=[{"role": "user", "content": "hi"}]) as stream:
+        text = "".join([piece async for piece in stream.text_stream])
+    assert text == "async hello there"
+    await sdk.close()
+
+
+def test_claude_model_setting_and_aliases(deploy) -> None:
+    gw = deploy(claude_model="grok-4.5-expert", model_aliases={"claude-haiku-4-5": "grok-4.5-fast"})
+    gw.add_accounts(1)
+    sdk = client(gw)
+    for name, mode in (("claude-opus-4-1", "expert"), ("claude-haiku-4-5", "fast"), ("grok-4.5", "auto")):
+        message = sdk.messages.create(model=name, max_tokens=500, messages=[{"role": "user", "content": "hi"}])
+        assert message.model == name
+        assert last_turn(gw).mode == mode
+    with pytest.raises(anthropic.NotFoundError):
+        client(deploy(claude_model="grok-nope")).messages.create(
+            model="claude-x", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
