@@ -6,7 +6,8 @@ core events are rendered as Responses output items and, when streaming, as the S
 (``response.created`` … exactly one of ``response.completed`` / ``response.incomplete`` / ``response.failed``).
 
 Store commands per create: the lease, the settle (which also writes the ``store: true`` record, see
-``core.responses_store``) and one GET when ``previous_response_id`` is given. The record is written *before* the
+``core.responses_store``) and one GET when ``previous_response_id`` is given; a ``text.format`` answer that
+needs its one repair turn adds that turn's lease and settle. The record is written *before* the
 terminal event is sent, so a client chaining at once finds it.
 """
 
@@ -33,7 +34,7 @@ from api._responses_schemas import (
 from api._sse import HEARTBEAT, EventStream
 from core import responses_store
 from core.answer import estimate_tokens
-from core.answer_run import AnswerRun, Heartbeat
+from core.answer_run import AnswerRun, Heartbeat, repair_key, repair_turn
 from core.chat import ChatRequest
 from core.compose import compose
 from core.errors import GatewayError, InvalidRequest, NoAccountAvailable
@@ -61,8 +62,10 @@ async def create_response(body: ResponsesRequest, gw: Gateway = Depends(gateway)
     prompt = compose(to_turns([*prior, *items], table, body.instructions_text()), spec)
     if not prompt.message:
         raise InvalidRequest("input contains no text or images", param="input")
-    stream = await gw.chat.open(ChatRequest(model=model, prompt=prompt, requested_model=body.model))
-    run = AnswerRun(gw.settings, stream, spec, streaming=body.stream, prompt_tokens=estimate_tokens(prompt.message))
+    request = ChatRequest(model=model, prompt=prompt, requested_model=body.model, sticky_key=repair_key(spec))
+    stream = await gw.chat.open(request)
+    run = AnswerRun(gw.settings, stream, spec, streaming=body.stream, prompt_tokens=estimate_tokens(prompt.message),
+                    repair=repair_turn(gw, request))
     response = ResponseRun(gw, body, run, table, prior, items)
     if body.stream:
         return EventStream(response.sse())
@@ -212,6 +215,8 @@ class ResponseRun:
         if self._open is None or self._open["type"] != "reasoning":
             out += self.close_open()
             item = {"type": "reasoning", "id": new_id("rs"), "summary": []}
+            if "reasoning.encrypted_content" in (self.body.include or []):
+                item["encrypted_content"] = None  # nothing to encrypt: reasoning is not replayable upstream
             out += self._start(item)
             self._open, self._text = item, []
             out.append(self.event("response.reasoning_summary_part.added", item_id=item["id"],
