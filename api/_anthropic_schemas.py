@@ -9,7 +9,6 @@ ignored (grok.com has no prompt cache).
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,12 +19,10 @@ from core.reply import MAX_STOP_CHARS, MAX_STOP_SEQUENCES, ReplySpec
 from core.structured import OutputFormat
 from core.tools import ToolChoice, declare_tools
 
-log = logging.getLogger("grok2api")
-
 # Accepted and ignored: sampling knobs grok.com has no equivalent for, and Anthropic platform features.
 IGNORED_FIELDS = (
     "temperature", "top_p", "top_k", "metadata", "service_tier", "context_management", "container",
-    "mcp_servers", "inference_geo",
+    "inference_geo", "output_config.effort",
 )
 # Server tools (``type`` set) mapped onto Grok's own web search, which is on for every request.
 SEARCH_TOOL_PREFIXES = ("web_search_",)
@@ -145,6 +142,9 @@ class CountTokensRequest(BaseModel):
         return declarations
 
     def reply_spec(self, max_tokens: int | None = None, stop_sequences: list[str] | None = None) -> ReplySpec:
+        if (self.model_extra or {}).get("mcp_servers"):
+            raise InvalidRequest("`mcp_servers` (the MCP connector) is not supported: declare the tools instead",
+                                 param="mcp_servers")
         declarations = self.tool_declarations()
         choice = self._choice()
         tools = declare_tools(declarations, choice, param="tools") if declarations else []

@@ -376,6 +376,10 @@ def test_errors_in_anthropic_shape(gateway: Deployment) -> None:
         sdk.messages.create(model=MODEL, max_tokens=10, messages=user,
                             tools=[{"type": "bash_20250124", "name": "bash"}])
     assert "bash_20250124" in _error(info, "invalid_request_error")
+    with pytest.raises(anthropic.BadRequestError) as info:
+        sdk.messages.create(model=MODEL, max_tokens=10, messages=user,
+                            extra_body={"mcp_servers": [{"type": "url", "url": "https://mcp.example", "name": "m"}]})
+    assert "mcp_servers" in _error(info, "invalid_request_error")
     many = [{"name": f"t{i}", "input_schema": {"type": "object"}} for i in range(129)]
     with pytest.raises(anthropic.BadRequestError) as info:
         sdk.messages.create(model=MODEL, max_tokens=10, messages=user, tools=many)
