@@ -393,11 +393,15 @@ def test_errors_in_anthropic_shape(gateway: Deployment) -> None:
     _error(info, "invalid_request_error")
 
 
-def test_no_account_is_429_rate_limit_error(deploy) -> None:
-    empty = deploy()  # no accounts in the pool
+def test_no_account_is_429_and_too_large_is_413(deploy) -> None:
+    empty = deploy(max_request_bytes=4096)  # no accounts in the pool
     with pytest.raises(anthropic.RateLimitError) as info:
         client(empty).messages.create(model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "hi"}])
     _error(info, "rate_limit_error")
+    with pytest.raises(anthropic.APIStatusError) as info:
+        client(empty).messages.create(model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "x" * 8000}])
+    assert info.value.status_code == 413
+    _error(info, "request_too_large")
 
 
 def test_mid_stream_failure_is_an_error_event(gateway: Deployment) -> None:
