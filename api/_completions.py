@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api._deps import client_auth, gateway
 from api._errors import sse_error
 from api._openai_schemas import StreamOptions, _stops
+from api._responses import upstream_responses
 from api._sse import HEARTBEAT, EventStream, data
 from core.answer import estimate_tokens
 from core.answer_run import AnswerRun, Heartbeat
@@ -80,7 +81,7 @@ class CompletionRequest(BaseModel):
             raise InvalidRequest("logprobs are not available from grok.com", param="logprobs")
 
 
-@router.post("/completions", response_model=None)
+@router.post("/completions", response_model=None, responses=upstream_responses("when `stream` is true"))
 async def completions(body: CompletionRequest, gw: Gateway = Depends(gateway)) -> JSONResponse | EventStream:
     body.check()
     text = body.prompt_text()

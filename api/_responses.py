@@ -46,7 +46,21 @@ router = APIRouter(prefix="/v1", dependencies=[Depends(client_auth)])
 _encode = json.JSONEncoder(ensure_ascii=False).encode
 
 
-@router.post("/responses", response_model=None)
+def upstream_responses(stream_when: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI for a route that calls grok.com: its event stream and the upstream errors (``document_errors``
+    adds the rest and keeps these)."""
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}}
+    return {
+        200: {"description": "Successful Response",
+              "content": {"text/event-stream": {"schema": {"type": "string"}, "description": stream_when}}},
+        429: {"description": "No pooled account can serve the request right now, or grok.com rate-limited it "
+                             "(see Retry-After)", **error},
+        502: {"description": "grok.com failed or refused the request", **error},
+        504: {"description": "grok.com did not answer in time", **error},
+    }
+
+
+@router.post("/responses", response_model=None, responses=upstream_responses("when `stream` is true"))
 async def create_response(body: ResponsesRequest, gw: Gateway = Depends(gateway)) -> JSONResponse | EventStream:
     body.check()
     model = gw.catalog.resolve(body.model)

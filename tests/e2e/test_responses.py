@@ -476,3 +476,13 @@ def test_too_large_to_store_says_so(gw: Gw) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model=MODEL, input="and now?", previous_response_id=big.id)
     assert caught.value.body["code"] == "response_too_large"
+
+
+def test_sdk_parse_with_a_pydantic_model(gw: Gw, agent: None) -> None:
+    from pydantic import BaseModel
+
+    class Capital(BaseModel):
+        answer: str
+
+    parsed = gw.client().responses.parse(model=MODEL, input="What is the capital of France?", text_format=Capital)
+    assert isinstance(parsed.output_parsed, Capital) and parsed.output_parsed.answer
