@@ -18,7 +18,7 @@ class Gateway:
     def __init__(self, settings: Settings, store: Store, client: GrokClient | None = None) -> None:
         self.settings = settings
         self.store = store
-        self.catalog = Catalog.load(settings.model_aliases)
+        self.catalog = Catalog.load(settings.model_aliases, claude_model=settings.claude_model)
         self.pool = TokenPool(store, settings)
         self.client = client or GrokClient(settings)
         self.chat = ChatService(settings, self.pool, self.client)
