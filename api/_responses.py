@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -148,6 +149,15 @@ def error_code(error: GatewayError) -> str:
     return "server_error"
 
 
+def error_message(error: GatewayError) -> str:
+    """The error's text; with a known wait, OpenAI's "Please try again in Ns." (Codex reads its retry delay
+    from that sentence)."""
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after:
+        return f"{error.message.rstrip('.')}. Please try again in {max(1, math.ceil(retry_after))}s."
+    return error.message
+
+
 class ResponseRun:
     """Renders one answer's core events as a Responses API response: output items in order (reasoning, message,
     function calls), the stream's events with ``sequence_number``, and the final object (stored if asked)."""
@@ -181,7 +191,7 @@ class ResponseRun:
             "created_at": self.created_at,
             "status": status,
             "background": False,
-            "error": {"code": error_code(error), "message": error.message} if error is not None else None,
+            "error": {"code": error_code(error), "message": error_message(error)} if error is not None else None,
             "incomplete_details": {"reason": incomplete} if incomplete else None,
             "instructions": body.instructions,
             "max_output_tokens": body.max_output_tokens,

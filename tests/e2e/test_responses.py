@@ -486,3 +486,31 @@ def test_sdk_parse_with_a_pydantic_model(gw: Gw, agent: None) -> None:
 
     parsed = gw.client().responses.parse(model=MODEL, input="What is the capital of France?", text_format=Capital)
     assert isinstance(parsed.output_parsed, Capital) and parsed.output_parsed.answer
+
+
+def test_usage_limit_before_the_stream_is_a_429(make: Callable[..., Gw]) -> None:
+    own = make()
+    with pytest.raises(openai.RateLimitError) as caught:
+        own.client().responses.create(model=MODEL, input="#usage_limit now", stream=True)
+    assert caught.value.status_code == 429
+
+
+def test_error_message_carries_the_retry_hint() -> None:
+    from api._responses import error_code, error_message
+    from core.errors import FailureKind, UpstreamError
+
+    error = UpstreamError(FailureKind.RATE_LIMITED, "grok.com rate-limited the account", retry_after=12.2)
+    assert error_code(error) == "rate_limit_exceeded"
+    assert error_message(error) == "grok.com rate-limited the account. Please try again in 13s."
+
+
+async def test_async_client_stream_with_a_tool(gw: Gw) -> None:
+    gw.script(PARIS_CALL)
+    client = gw.deployment.async_client()
+    async with client.responses.stream(model=MODEL, input="Weather in Paris?", tools=[WEATHER]) as stream:
+        kinds = [event.type async for event in stream]
+        final = await stream.get_final_response()
+    assert kinds[-1] == "response.completed"
+    (call,) = final.output
+    assert call.type == "function_call" and json.loads(call.arguments) == {"city": "Paris"}
+    await client.close()
