@@ -610,9 +610,14 @@ def render_call(call: ToolCall | ToolCallOut) -> str:
     """An earlier assistant call, as the model writes them, with its id: ``<tool_call>{"id": ...}</tool_call>``."""
     arguments: Any = call.arguments
     if isinstance(arguments, str):
+        if _too_deep(arguments):  # JSON inside a JSON string escapes the request body's depth check
+            raise InvalidRequest(
+                f"tool call `{call.id or call.name}`: arguments nest JSON deeper than {MAX_JSON_DEPTH} levels",
+                param="messages[].tool_calls[].function.arguments", code="json_too_deep",
+            )
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
-        except (ValueError, RecursionError):
+        except ValueError:
             pass  # shown as the string the client sent
     body = json.dumps({"id": call.id, "name": call.name, "arguments": arguments}, ensure_ascii=False)
     return CALL_OPEN + body.replace("</", "<\\/") + CALL_CLOSE  # "<\/" is valid JSON: no early close
