@@ -112,3 +112,31 @@ def test_plain_answer_without_tools_used(agent_gateway: AgentGateway, claude_cod
     assert result["result"] == "Paris is the capital of France.", result
     calls = [r for r in agent_gateway.seen() if r.path == "/v1/messages"]
     assert len(calls) == 1 and calls[0].json()["model"] == "claude-sonnet-4-5", agent_gateway.story()
+
+
+def test_thinking_block_travels_with_the_tool_use(agent_gateway: AgentGateway, claude_code: ClaudeCode) -> None:
+    """Grok's thinking before a call: a streamed ``thinking`` block (with its signature) before the ``tool_use``;
+    Claude Code sends both back in the next request, which the gateway must accept."""
+    agent_gateway.require_route("POST", "/v1/messages")
+    target = claude_code.workspace / "thought.txt"
+    agent_gateway.script(
+        {"thinking": "The user wants a file; the Write tool makes it.",
+         "text": tool_call("Write", {"file_path": str(target), "content": "thought first"})},
+        "Wrote thought.txt.",
+    )
+    run = claude_code.run(agent_gateway, f'Create the file {target} with content "thought first"',
+                          "--allowedTools", "Write")
+    result = result_of(run, agent_gateway)
+    context = f"{run.story()}\n{agent_gateway.story()}"
+    assert run.returncode == 0 and result["is_error"] is False, context
+    assert result["result"] == "Wrote thought.txt.", context
+    check_round_trip(agent_gateway, run, target, "thought first")
+    calls = [r for r in agent_gateway.seen() if r.path == "/v1/messages"]
+    assert b'"type":"thinking"' in calls[0].response.replace(b": ", b":"), context
+    assistant = [m for m in calls[1].json()["messages"] if m["role"] == "assistant"]
+    blocks = [b for m in assistant if isinstance(m["content"], list) for b in m["content"]]
+    kinds = [b["type"] for b in blocks]
+    assert kinds[:1] == ["thinking"] and "tool_use" in kinds, blocks
+    # The simulator streams a step header ("Thinking about your request") before the thinking text.
+    assert blocks[0]["thinking"].endswith("The user wants a file; the Write tool makes it."), blocks
+    assert blocks[0].get("signature"), blocks

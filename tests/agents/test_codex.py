@@ -104,7 +104,7 @@ def test_exec_command_round_trip_agent_model(agent_gateway: AgentGateway, codex_
     made = codex_cli.workspace / "made.txt"
     assert made.exists() and made.read_text() == "made-by-grok\n", context
     assert last_message.read_text().startswith("The tool returned: "), context
-    check_round_trip(agent_gateway, run, "exit")  # exec_command reports the exit code; the output is empty
+    check_round_trip(agent_gateway, run, "Process exited with code 0")  # the command prints nothing
 
 
 def test_plain_answer(agent_gateway: AgentGateway, codex_cli: CodexCli) -> None:
@@ -117,3 +117,29 @@ def test_plain_answer(agent_gateway: AgentGateway, codex_cli: CodexCli) -> None:
     assert last_message.read_text().strip() == "Two plus two is four.", context
     calls = [r for r in agent_gateway.seen() if r.path == "/v1/responses"]
     assert len(calls) == 1 and calls[0].json()["model"] == "grok-4.5", context
+
+
+def test_reasoning_travels_with_the_tool_call(agent_gateway: AgentGateway, codex_cli: CodexCli) -> None:
+    """Grok's thinking before a call: streamed as a reasoning item (Codex asks for
+    ``reasoning.encrypted_content``), echoed back by Codex in the next request beside the call and its output,
+    which the gateway must accept."""
+    agent_gateway.require_route("POST", "/v1/responses")
+    agent_gateway.script(
+        {"thinking": "The user wants a file; exec_command can write it.",
+         "text": tool_call("exec_command", {"cmd": "echo thought-first > thought.txt"})},
+        "Wrote thought.txt.",
+    )
+    last_message = codex_cli.home / "last.txt"
+    run = codex_cli.run(agent_gateway, "run: echo thought-first > thought.txt", "-s", "workspace-write",
+                        "-o", str(last_message))
+    context = f"{run.story()}\n{agent_gateway.story()}"
+    assert run.returncode == 0, context
+    assert (codex_cli.workspace / "thought.txt").read_text() == "thought-first\n", context
+    assert last_message.read_text().strip() == "Wrote thought.txt.", context
+    calls = [r for r in agent_gateway.seen() if r.path == "/v1/responses"]
+    assert len(calls) == 2 and all(r.status == 200 for r in calls), context
+    assert b'"type": "reasoning"' in calls[0].response or b'"type":"reasoning"' in calls[0].response, context
+    echoed = input_items(calls[1].json(), "reasoning")
+    assert len(echoed) == 1, context
+    assert echoed[0].get("encrypted_content") or echoed[0].get("summary"), echoed
+    check_round_trip(agent_gateway, run, "Process exited with code 0")
