@@ -362,3 +362,33 @@ def test_upstream_dying_mid_answer_earns_the_account_no_backoff(make, sim, strea
     acc = accounts(gw)[account_id(token)]
     assert acc["status"]["state"] == "active" and acc["failures"] == 1 and acc["in_flight"] == 0, acc
     assert post(gw, "and the next one is served at once").status_code == 200
+
+
+# -- quota arithmetic on the paths a mutation test found untested ------------------------------------------------
+
+
+def test_a_turn_upstream_accepted_then_failed_is_charged(make, sim) -> None:
+    """The stream dies after grok.com opened the conversation but before any answer: grok.com charged the
+    turn, so the pool's quota must drop by one too (a rate-limited turn would not be charged)."""
+    gw = make()
+    (token,) = gw.add_accounts(1)
+    learn_quota(gw, token)
+    sim.state.script_replies(token, [""])  # no answer text: the error comes right after the conversation line
+    before = accounts(gw)[account_id(token)]["quota"]["fast"]["remaining"]
+    response = post(gw, "fail right away #error")
+    assert response.status_code == 502, response.text
+    after = accounts(gw)[account_id(token)]["quota"]["fast"]["remaining"]
+    charged = sim.state.ledger(token)["charged"].get("fast", 0)
+    assert charged == 1 and after == before - 1
+
+
+def test_a_lazy_refresh_stores_quota_net_of_the_request_it_serves(make, sim) -> None:
+    """Quota never read: the lease refreshes it first; the stored remaining must be upstream's after this
+    request's own charge, not before it."""
+    gw = make()
+    (token,) = gw.add_accounts(1)
+    assert post(gw, "first use").status_code == 200
+    ours = accounts(gw)[account_id(token)]["quota"]["fast"]
+    refreshed = gw.admin("POST", f"/admin/tokens/{account_id(token)}/test").json()
+    assert refreshed["ok"]
+    assert ours["remaining"] == accounts(gw)[account_id(token)]["quota"]["fast"]["remaining"]
