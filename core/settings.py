@@ -55,6 +55,19 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "model_aliases": ("MODEL_ALIASES",),
     "claude_model": ("CLAUDE_MODEL",),
     "response_ttl": ("RESPONSE_TTL",),
+    "media_backend": ("MEDIA_BACKEND",),
+    "s3_bucket": ("S3_BUCKET",),
+    "s3_endpoint_url": ("S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"),
+    "s3_region": ("S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+    "s3_prefix": ("S3_PREFIX",),
+    "media_public_base_url": ("MEDIA_PUBLIC_BASE_URL",),
+    "media_presign_ttl": ("MEDIA_PRESIGN_TTL",),
+    "media_max_bytes": ("MEDIA_MAX_BYTES",),
+    "media_total_bytes": ("MEDIA_TOTAL_BYTES",),
+    "media_retention_days": ("MEDIA_RETENTION_DAYS",),
+    "image_format": ("IMAGE_FORMAT",),
+    "image_transport": ("IMAGE_TRANSPORT",),
+    "grok_imagine_ws_url": ("GROK_IMAGINE_WS_URL",),
     "allow_private_urls": ("ALLOW_PRIVATE_URLS",),
     "max_image_bytes": ("MAX_IMAGE_BYTES",),
     "max_request_bytes": ("MAX_REQUEST_BYTES",),
@@ -133,6 +146,31 @@ class Settings(BaseModel):
     )
     response_ttl: float = Field(
         86400.0, gt=0, description="Seconds a stored Responses API answer (`store: true`) can be chained or read."
+    )
+    media_backend: Literal["auto", "local", "s3"] = Field(
+        "auto", description="Where generated media is kept: `local` (DATA_DIR/media), `s3`; `auto` = s3 when S3_BUCKET is set."
+    )
+    s3_bucket: str | None = Field(None, description="S3-compatible bucket for media (AWS S3, R2, MinIO, B2, GCS).")
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint for non-AWS providers (credentials: AWS_* variables).")
+    s3_region: str | None = Field(None, description="S3 region.")
+    s3_prefix: str = Field("media/", description="Key prefix for media objects in the bucket.")
+    media_public_base_url: str | None = Field(
+        None, description="Public URL of the bucket or its CDN: links point there instead of presigned URLs."
+    )
+    media_presign_ttl: float = Field(3600.0, gt=0, description="Lifetime of presigned media links, seconds.")
+    media_max_bytes: int = Field(200 * 1024 * 1024, gt=0, description="Largest single media object stored.")
+    media_total_bytes: int = Field(
+        5 * 1024 * 1024 * 1024, gt=0, description="Media kept in all; the cron tick deletes the oldest beyond it."
+    )
+    media_retention_days: float = Field(7.0, gt=0, description="Days generated media is kept (cron cleanup).")
+    image_format: Literal["url", "b64_json"] = Field(
+        "url", description="How images inside chat answers are given: links to the media store, or data URLs."
+    )
+    image_transport: Literal["ws", "chat"] = Field(
+        "ws", description="Image generation over the Imagine WebSocket (`ws`) or the chat path (`chat`)."
+    )
+    grok_imagine_ws_url: str = Field(
+        "wss://grok.com/ws/imagine/listen", description="Imagine WebSocket URL (point at the simulator)."
     )
     allow_private_urls: bool = Field(False, description="Let image URLs reach private/loopback hosts (tests only).")
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest image fetched or accepted.")
