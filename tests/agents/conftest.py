@@ -180,9 +180,11 @@ class Run:
     stdout: str
     stderr: str
     seconds: float
+    timed_out: bool = False
 
     def story(self) -> str:
-        return (f"$ {' '.join(self.argv)}\nexit {self.returncode} after {self.seconds:.1f} s\n"
+        ended = "killed: timed out" if self.timed_out else f"exit {self.returncode}"
+        return (f"$ {' '.join(self.argv)}\n{ended} after {self.seconds:.1f} s\n"
                 f"--- stdout ---\n{self.stdout[-4000:]}\n--- stderr ---\n{self.stderr[-4000:]}")
 
 
@@ -218,9 +220,15 @@ def run_cli(argv: list[str], *, env: dict[str, str], cwd: Path, timeout: float =
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)  # its own session: the CLI and whatever it spawned
         stdout, stderr = process.communicate()
-        run = Run(argv, -9, stdout, stderr, time.monotonic() - started)
-        pytest.fail(f"{Path(argv[0]).name} did not finish within {timeout:.0f} s\n{run.story()}")
+        return Run(argv, -9, stdout, stderr, time.monotonic() - started, timed_out=True)
     return Run(argv, process.returncode, stdout, stderr, time.monotonic() - started)
+
+
+def finished(run: Run, gateway: AgentGateway, *, allow_timeout: bool = False) -> Run:
+    if run.timed_out and not allow_timeout:
+        pytest.fail(f"{Path(run.argv[0]).name} did not finish within {RUN_TIMEOUT:.0f} s\n{run.story()}\n"
+                    f"{gateway.story()}")
+    return run
 
 
 @dataclass
@@ -229,7 +237,8 @@ class ClaudeCode:
     home: Path
     workspace: Path
 
-    def run(self, gateway: AgentGateway, prompt: str, *args: str, model: str | None = None) -> Run:
+    def run(self, gateway: AgentGateway, prompt: str, *args: str, model: str | None = None,
+            timeout: float = RUN_TIMEOUT, allow_timeout: bool = False) -> Run:
         env = base_env(self.home)
         env.update({
             "ANTHROPIC_BASE_URL": gateway.url,
@@ -242,7 +251,8 @@ class ClaudeCode:
         argv = [str(self.npm / "node_modules" / ".bin" / "claude"), "-p", prompt, "--output-format", "json"]
         if model:
             argv += ["--model", model]
-        return run_cli([*argv, *args], env=env, cwd=self.workspace)
+        return finished(run_cli([*argv, *args], env=env, cwd=self.workspace, timeout=timeout), gateway,
+                        allow_timeout=allow_timeout)
 
 
 @pytest.fixture
@@ -259,7 +269,7 @@ class CodexCli:
     home: Path
     workspace: Path
 
-    def configure(self, gateway: AgentGateway, model: str = "grok-4.5") -> Path:
+    def configure(self, gateway: AgentGateway, model: str = "grok-4.5", provider_extra: str = "") -> Path:
         codex_home = self.home / ".codex"
         codex_home.mkdir(parents=True, exist_ok=True)
         (codex_home / "config.toml").write_text(textwrap.dedent(f"""\
@@ -280,15 +290,18 @@ class CodexCli:
             base_url = "{gateway.url}/v1"
             wire_api = "responses"
             env_key = "LOCAL_API_KEY"
-            """))
+            """) + textwrap.dedent(provider_extra))
         return codex_home
 
-    def run(self, gateway: AgentGateway, prompt: str, *args: str, model: str = "grok-4.5") -> Run:
+    def run(self, gateway: AgentGateway, prompt: str, *args: str, model: str = "grok-4.5",
+            provider_extra: str = "", timeout: float = RUN_TIMEOUT, allow_timeout: bool = False) -> Run:
+        """``provider_extra``: more TOML lines for ``[model_providers.local]`` (e.g. ``request_max_retries = 0``)."""
         env = base_env(self.home)
-        env.update({"CODEX_HOME": str(self.configure(gateway, model)), "LOCAL_API_KEY": API_KEY})
+        env.update({"CODEX_HOME": str(self.configure(gateway, model, provider_extra)), "LOCAL_API_KEY": API_KEY})
         argv = [str(self.npm / "node_modules" / ".bin" / "codex"), "exec", "--skip-git-repo-check",
                 "-C", str(self.workspace), *args, prompt]
-        return run_cli(argv, env=env, cwd=self.workspace)
+        return finished(run_cli(argv, env=env, cwd=self.workspace, timeout=timeout), gateway,
+                        allow_timeout=allow_timeout)
 
 
 @pytest.fixture

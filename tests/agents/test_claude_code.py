@@ -140,3 +140,33 @@ def test_thinking_block_travels_with_the_tool_use(agent_gateway: AgentGateway, c
     # The simulator streams a step header ("Thinking about your request") before the thinking text.
     assert blocks[0]["thinking"].endswith("The user wants a file; the Write tool makes it."), blocks
     assert blocks[0].get("signature"), blocks
+
+
+def test_two_tool_uses_in_one_answer(agent_gateway: AgentGateway, claude_code: ClaudeCode) -> None:
+    """Two calls in one answer: two ``tool_use`` blocks; Claude Code runs both and answers both ids at once."""
+    agent_gateway.require_route("POST", "/v1/messages")
+    a, b = claude_code.workspace / "a.txt", claude_code.workspace / "b.txt"
+    agent_gateway.script(tool_call("Write", {"file_path": str(a), "content": "A"})
+                         + tool_call("Write", {"file_path": str(b), "content": "B"}), "Both written.")
+    run = claude_code.run(agent_gateway, f"Create {a} and {b}", "--allowedTools", "Write")
+    result = result_of(run, agent_gateway)
+    context = f"{run.story()}\n{agent_gateway.story()}"
+    assert result["is_error"] is False and result["result"] == "Both written.", context
+    assert a.read_text() == "A" and b.read_text() == "B", context
+    calls = [r for r in agent_gateway.seen() if r.path == "/v1/messages"]
+    ids = tool_use_ids(calls[0].response)
+    assert len(ids) == 2 and [r["tool_use_id"] for r in tool_results(calls[1].json())] == ids, context
+    last = agent_gateway.upstream_messages()[-1]
+    assert all(f'<tool_result id="{i}"' in last for i in ids), last[-3000:]
+
+
+def test_bash_tool(agent_gateway: AgentGateway, claude_code: ClaudeCode) -> None:
+    agent_gateway.require_route("POST", "/v1/messages")
+    agent_gateway.script(tool_call("Bash", {"command": "echo from-bash > bash.txt", "description": "write a file"}),
+                         "Ran it.")
+    run = claude_code.run(agent_gateway, "Run echo from-bash > bash.txt", "--allowedTools", "Bash")
+    result = result_of(run, agent_gateway)
+    context = f"{run.story()}\n{agent_gateway.story()}"
+    assert result["is_error"] is False and result["result"] == "Ran it.", context
+    assert (claude_code.workspace / "bash.txt").read_text() == "from-bash\n", context
+    assert '<tool_result id="' in agent_gateway.upstream_messages()[-1], context

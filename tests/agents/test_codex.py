@@ -143,3 +143,23 @@ def test_reasoning_travels_with_the_tool_call(agent_gateway: AgentGateway, codex
     assert len(echoed) == 1, context
     assert echoed[0].get("encrypted_content") or echoed[0].get("summary"), echoed
     check_round_trip(agent_gateway, run, "Process exited with code 0")
+
+
+def test_two_calls_in_one_answer(agent_gateway: AgentGateway, codex_cli: CodexCli) -> None:
+    """Two calls in one answer (Codex sends ``parallel_tool_calls: true``): two ``function_call`` items, both run,
+    both outputs in the next request and upstream."""
+    agent_gateway.require_route("POST", "/v1/responses")
+    agent_gateway.script(tool_call("exec_command", {"cmd": "echo one > one.txt"})
+                         + tool_call("exec_command", {"cmd": "echo two > two.txt"}), "Both done.")
+    last_message = codex_cli.home / "last.txt"
+    run = codex_cli.run(agent_gateway, "run both", "-s", "workspace-write", "-o", str(last_message))
+    context = f"{run.story()}\n{agent_gateway.story()}"
+    assert run.returncode == 0 and last_message.read_text().strip() == "Both done.", context
+    assert (codex_cli.workspace / "one.txt").read_text() == "one\n", context
+    assert (codex_cli.workspace / "two.txt").read_text() == "two\n", context
+    calls = [r for r in agent_gateway.seen() if r.path == "/v1/responses"]
+    made = [c["call_id"] for c in streamed_calls(calls[0].response)]
+    assert len(made) == 2, context
+    assert [o["call_id"] for o in input_items(calls[1].json(), "function_call_output")] == made, context
+    last = agent_gateway.upstream_messages()[-1]
+    assert all(f'<tool_result id="{i}"' in last for i in made), last[-3000:]
