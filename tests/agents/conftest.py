@@ -32,6 +32,8 @@ from tests.support.asgi import ThreadedServer
 API_KEY = "sk-agents-test-key"
 ADMIN_PASSWORD = "agents-admin-secret"
 RUN_TIMEOUT = 90.0  # seconds per CLI run
+# Codex declares more tools (a freeform `custom` apply_patch, tool_search) for a model it knows.
+MODEL_ALIASES = {"gpt-5.5": "grok-4.5"}
 
 
 def _strict() -> bool:
@@ -153,6 +155,7 @@ def agent_gateway(agent_sim: SimulatorServer, embedded_redis) -> Iterator[AgentG
         first_byte_timeout=20.0,
         stream_idle_timeout=20.0,
         heartbeat_interval=5.0,
+        model_aliases=MODEL_ALIASES,
     )
     recorder = RecordingApp(create_app(settings))
     server = ThreadedServer(recorder).start()

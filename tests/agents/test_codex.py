@@ -163,3 +163,22 @@ def test_two_calls_in_one_answer(agent_gateway: AgentGateway, codex_cli: CodexCl
     assert [o["call_id"] for o in input_items(calls[1].json(), "function_call_output")] == made, context
     last = agent_gateway.upstream_messages()[-1]
     assert all(f'<tool_result id="{i}"' in last for i in made), last[-3000:]
+
+
+def test_model_codex_knows(agent_gateway: AgentGateway, codex_cli: CodexCli) -> None:
+    """A model name Codex knows (``gpt-5.5``, aliased to Grok by MODEL_ALIASES) makes it declare more tool types
+    (a freeform ``custom`` apply_patch, ``tool_search``, ``web_search``): the gateway accepts the request and the
+    function round trip still works."""
+    agent_gateway.require_route("POST", "/v1/responses")
+    agent_gateway.script(tool_call("exec_command", {"cmd": "echo known > known.txt"}), "Done with a known model.")
+    last_message = codex_cli.home / "last.txt"
+    run = codex_cli.run(agent_gateway, "run: echo known > known.txt", "-s", "workspace-write",
+                        "-o", str(last_message), model="gpt-5.5")
+    context = f"{run.story()}\n{agent_gateway.story()}"
+    assert run.returncode == 0 and last_message.read_text().strip() == "Done with a known model.", context
+    assert (codex_cli.workspace / "known.txt").read_text() == "known\n", context
+    calls = [r for r in agent_gateway.seen() if r.path == "/v1/responses"]
+    kinds = {tool.get("type") for tool in calls[0].json()["tools"]}
+    assert {"function", "custom", "tool_search"} <= kinds, kinds
+    assert calls[0].json()["model"] == "gpt-5.5", context
+    check_round_trip(agent_gateway, run, "Process exited with code 0")
