@@ -20,6 +20,7 @@ Arguments are validated against the client's *original* schema (``jsonschema``, 
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -28,10 +29,6 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
-
-from jsonschema import Draft202012Validator, SchemaError
-from jsonschema.exceptions import best_match
-from jsonschema.validators import validator_for
 
 from core.errors import InvalidRequest
 from core.prompt import ToolCall, Turn, clean_turns
@@ -275,6 +272,9 @@ def prepare_schema(schema: dict[str, Any], *, where: str, tool: str | None = Non
         raise InvalidRequest(f"{where}: $refs nested too deeply") from None
     if tool is not None:
         shown = _object_root(shown, tool)
+    from jsonschema import Draft202012Validator
+    from jsonschema.validators import validator_for
+
     result = shown, validator_for(schema, default=Draft202012Validator)(schema)
     _CACHE[key] = result
     if len(_CACHE) > SCHEMA_CACHE_SIZE:
@@ -308,6 +308,7 @@ def _flat_2020_12() -> Any:
     because the official one resolves dynamic references across seven documents at every level."""
     from urllib.parse import urljoin
 
+    from jsonschema import Draft202012Validator
     from jsonschema_specifications import REGISTRY
 
     def static(node: Any) -> Any:
@@ -328,17 +329,25 @@ def _flat_2020_12() -> Any:
     return Draft202012Validator(flat, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-try:
-    _META_2020_12: Any = _flat_2020_12()
-except Exception:  # a jsonschema layout this was not written for: the official (slower) check still works
-    _META_2020_12 = None
+@functools.cache
+def _meta_2020_12() -> Any:
+    """Built on first use: jsonschema costs ~50 ms to import, which a cold start without tools should not pay."""
+    try:
+        return _flat_2020_12()
+    except Exception:  # a jsonschema layout this was not written for: the official (slower) check still works
+        return None
 
 
 def _check_schema(schema: dict, where: str) -> None:
+    from jsonschema import Draft202012Validator, SchemaError
+    from jsonschema.exceptions import best_match
+    from jsonschema.validators import validator_for
+
     cls = validator_for(schema, default=Draft202012Validator)
+    meta = _meta_2020_12()
     try:
-        if cls is Draft202012Validator and _META_2020_12 is not None:
-            error = best_match(_META_2020_12.iter_errors(schema))
+        if cls is Draft202012Validator and meta is not None:
+            error = best_match(meta.iter_errors(schema))
             if error is not None:
                 raise SchemaError.create_from(error)
         else:
