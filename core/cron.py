@@ -6,10 +6,14 @@ large pool is covered over several ticks, and each tick fits the platform's time
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import asdict
 from typing import Any
 
+from core.errors import GatewayError
 from core.gateway import Gateway
+from core.media.cleanup import cleanup
 from core.pool.refresh import QuotaRefresher
 from core.quota_sync import fetch_all_windows
 
@@ -21,6 +25,20 @@ def refresher(gateway: Gateway) -> QuotaRefresher:
 
 
 async def run_cron(gateway: Gateway, *, budget: float = 20.0) -> dict[str, Any]:
-    """Run one slice of the periodic work within ``budget`` seconds; report what was done."""
-    progress = await refresher(gateway).run(budget=budget)
-    return {"quota_refresh": asdict(progress)}
+    """Run one slice of the periodic work within ``budget`` seconds; report what was done. Media cleanup goes
+    first with at most a quarter of the budget (bounded batches; the rest resumes next tick)."""
+    started = time.monotonic()
+    media = await media_cleanup(gateway, budget=max(1.0, budget / 4))
+    progress = await refresher(gateway).run(budget=max(1.0, budget - (time.monotonic() - started)))
+    return {"quota_refresh": asdict(progress), "media_cleanup": media}
+
+
+async def media_cleanup(gateway: Gateway, *, budget: float) -> dict[str, Any]:
+    """Media past ``MEDIA_RETENTION_DAYS`` or beyond ``MEDIA_TOTAL_BYTES`` (oldest first); never fails the tick."""
+    settings = gateway.settings
+    try:
+        return await cleanup(gateway.media, retention_days=settings.media_retention_days,
+                             max_total_bytes=settings.media_total_bytes, budget=budget)
+    except GatewayError as exc:
+        logging.getLogger("grok2api").warning("media cleanup: %s", exc.message)
+        return {"deleted": 0, "freed_bytes": 0, "batches": 0, "done": False, "error": exc.message}

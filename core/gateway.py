@@ -9,6 +9,7 @@ from __future__ import annotations
 from core.catalog import Catalog
 from core.chat import ChatService
 from core.grok.client import GrokClient
+from core.media import MediaStore
 from core.pool import TokenPool
 from core.settings import Settings
 from core.store import Store, open_store
@@ -22,6 +23,7 @@ class Gateway:
         self.pool = TokenPool(store, settings)
         self.client = client or GrokClient(settings)
         self.chat = ChatService(settings, self.pool, self.client)
+        self.media = MediaStore.from_settings(settings, store)  # no I/O; boto3 loads on first S3 use
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:
