@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from api._anthropic_schemas import CountTokensRequest, MessagesRequest
 from api._deps import client_auth, gateway
 from api._errors import anthropic_error_body
+from api._media import chat_media
 from api._sse import EventStream
 from core.answer import estimate_tokens
 from core.answer_run import AnswerRun, Heartbeat
@@ -34,6 +35,7 @@ from core.chat import ChatRequest
 from core.compose import compose
 from core.errors import GatewayError, InvalidRequest
 from core.gateway import Gateway
+from core.media.chat import ChatMedia
 from core.reply import Finish, ReasoningDelta, ReplyEvent, TextDelta, ToolCallEvent
 from core.settings import Settings
 
@@ -70,7 +72,9 @@ def resolve_model(gw: Gateway, name: str) -> ModelSpec:
 
 
 @router.post("/messages", response_model=None)
-async def messages(body: MessagesRequest, gw: Gateway = Depends(gateway)) -> JSONResponse | EventStream:
+async def messages(
+    body: MessagesRequest, gw: Gateway = Depends(gateway), media: ChatMedia = Depends(chat_media)
+) -> JSONResponse | EventStream:
     model = resolve_model(gw, body.model)
     spec = body.spec()
     prompt = compose(body.to_turns(), spec)
@@ -78,7 +82,7 @@ async def messages(body: MessagesRequest, gw: Gateway = Depends(gateway)) -> JSO
         raise InvalidRequest("messages contain no text or images", param="messages")
     stream = await gw.chat.open(ChatRequest(model=model, prompt=prompt, requested_model=body.model))
     run = AnswerRun(_settings(gw.settings, body.shows_thinking), stream, spec, streaming=body.stream,
-                    prompt_tokens=estimate_tokens(prompt.message))
+                    prompt_tokens=estimate_tokens(prompt.message), media=media)
     reply = Reply(gw, body, run)
     if body.stream:
         return EventStream(reply.sse())

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api._deps import client_auth, gateway
 from api._errors import sse_error
+from api._media import chat_media
 from api._openai_schemas import StreamOptions, _stops
 from api._responses import upstream_responses
 from api._sse import HEARTBEAT, EventStream, data
@@ -31,6 +32,7 @@ from core.chat import ChatRequest
 from core.compose import compose
 from core.errors import GatewayError, InvalidRequest
 from core.gateway import Gateway
+from core.media.chat import ChatMedia
 from core.prompt import Turn
 from core.reply import Finish, ReplySpec, TextDelta
 
@@ -82,7 +84,9 @@ class CompletionRequest(BaseModel):
 
 
 @router.post("/completions", response_model=None, responses=upstream_responses("when `stream` is true"))
-async def completions(body: CompletionRequest, gw: Gateway = Depends(gateway)) -> JSONResponse | EventStream:
+async def completions(
+    body: CompletionRequest, gw: Gateway = Depends(gateway), media: ChatMedia = Depends(chat_media)
+) -> JSONResponse | EventStream:
     body.check()
     text = body.prompt_text()
     model = gw.catalog.resolve(body.model)
@@ -91,7 +95,8 @@ async def completions(body: CompletionRequest, gw: Gateway = Depends(gateway)) -
     if not prompt.message:
         raise InvalidRequest("prompt contains no text", param="prompt")
     stream = await gw.chat.open(ChatRequest(model=model, prompt=prompt, requested_model=body.model))
-    run = AnswerRun(gw.settings, stream, spec, streaming=body.stream, prompt_tokens=estimate_tokens(prompt.message))
+    run = AnswerRun(gw.settings, stream, spec, streaming=body.stream, prompt_tokens=estimate_tokens(prompt.message),
+                    media=media)
     completion = TextCompletion(gw, body, run)
     if body.stream:
         return EventStream(completion.sse())

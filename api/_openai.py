@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from api._deps import client_auth, gateway
 from api._errors import sse_error
+from api._media import chat_media
 from api._openai_schemas import ChatCompletionRequest
 from api._sse import HEARTBEAT, EventStream, data
 from core.answer import Answer, estimate_tokens
@@ -23,6 +24,7 @@ from core.chat import ChatRequest
 from core.compose import compose
 from core.errors import GatewayError, InvalidRequest
 from core.gateway import Gateway
+from core.media.chat import ChatMedia
 from core.reply import Finish, ReasoningDelta, ReplyEvent, TextDelta
 
 log = logging.getLogger("grok2api")
@@ -59,7 +61,7 @@ async def get_model(model_id: str, gw: Gateway = Depends(gateway)) -> dict[str, 
 
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(
-    body: ChatCompletionRequest, request: Request, gw: Gateway = Depends(gateway)
+    body: ChatCompletionRequest, request: Request, gw: Gateway = Depends(gateway), media: ChatMedia = Depends(chat_media)
 ) -> JSONResponse | EventStream:
     body.check()
     model = gw.catalog.resolve(body.model)
@@ -70,7 +72,7 @@ async def chat_completions(
     request = ChatRequest(model=model, prompt=prompt, requested_model=body.model, sticky_key=repair_key(spec))
     stream = await gw.chat.open(request)
     run = AnswerRun(gw.settings, stream, spec, streaming=body.stream, prompt_tokens=estimate_tokens(prompt.message),
-                    repair=repair_turn(gw, request))
+                    repair=repair_turn(gw, request), media=media)
     completion = Completion(gw, body, run)
     if body.stream:
         return EventStream(completion.sse())

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from api._deps import client_auth, gateway
+from api._media import chat_media
 from api._responses_schemas import (
     ResponsesRequest,
     ToolTable,
@@ -40,6 +41,7 @@ from core.chat import ChatRequest
 from core.compose import compose
 from core.errors import GatewayError, InvalidRequest, NoAccountAvailable
 from core.gateway import Gateway
+from core.media.chat import ChatMedia
 from core.reply import Finish, ReasoningDelta, TextDelta, ToolCallEvent
 
 log = logging.getLogger("grok2api")
@@ -62,7 +64,9 @@ def upstream_responses(stream_when: str) -> dict[int | str, dict[str, Any]]:
 
 
 @router.post("/responses", response_model=None, responses=upstream_responses("when `stream` is true"))
-async def create_response(body: ResponsesRequest, gw: Gateway = Depends(gateway)) -> JSONResponse | EventStream:
+async def create_response(
+    body: ResponsesRequest, gw: Gateway = Depends(gateway), media: ChatMedia = Depends(chat_media)
+) -> JSONResponse | EventStream:
     body.check()
     model = gw.catalog.resolve(body.model)
     table = body.tool_table()
@@ -80,7 +84,7 @@ async def create_response(body: ResponsesRequest, gw: Gateway = Depends(gateway)
     request = ChatRequest(model=model, prompt=prompt, requested_model=body.model, sticky_key=repair_key(spec))
     stream = await gw.chat.open(request)
     run = AnswerRun(gw.settings, stream, spec, streaming=body.stream, prompt_tokens=estimate_tokens(prompt.message),
-                    repair=repair_turn(gw, request))
+                    repair=repair_turn(gw, request), media=media)
     response = ResponseRun(gw, body, run, table, prior, items)
     if body.stream:
         return EventStream(response.sse())

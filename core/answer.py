@@ -119,7 +119,7 @@ class AnswerBuilder:
         self,
         thinking_output: ThinkingOutput = "separate",
         filter_tags: Iterable[str] = DEFAULT_FILTER_TAGS,
-        asset_url: Callable[[str], str] = default_asset_url,
+        asset_url: Callable[[str], str | None] = default_asset_url,  # None: leave that image out
         *,
         stream: bool = True,
         sources_footer: bool = False,
@@ -148,8 +148,13 @@ class AnswerBuilder:
         answer.content = "".join(self._content)
         answer.reasoning = "".join(self._reasoning)
         answer.citations = [(c.index, c.url, c.title) for c in self._renderer.citations]
-        answer.images = [self._asset_url(path) for path in self._image_paths]
+        answer.images = [url for url in map(self._asset_url, self._image_paths) if url]
         return answer
+
+    @property
+    def image_paths(self) -> tuple[str, ...]:
+        """Upstream paths of the generated images kept so far (moderated ones dropped), for ``asset_url``."""
+        return tuple(self._image_paths)
 
     # -- events ---------------------------------------------------------------------------------------------------
 
@@ -200,7 +205,7 @@ class AnswerBuilder:
             # modes) keeps the concatenated tokens instead.
             fallback = MarkupFilter(self._filter_tags, self._renderer, hold_unresolved=True)
             self._emit_content(out, fallback.feed(final.message) + fallback.finish())
-        images = "".join(f"\n\n![image]({self._asset_url(path)})" for path in self._image_paths)
+        images = "".join(f"\n\n![image]({url})" for url in map(self._asset_url, self._image_paths) if url)
         self._emit_content(out, images)
         if self._sources_footer and self._answer.sources:
             self._emit_content(out, format_sources(self._answer.sources))

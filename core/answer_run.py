@@ -20,7 +20,9 @@ from core.answer import Answer, AnswerBuilder, estimate_tokens
 from core.chat import ChatRequest, ChatStream, stream_error
 from core.errors import FailureKind, GatewayError, UpstreamError
 from core.gateway import Gateway
+from core.grok.client import Credentials
 from core.grok.events import FinalMessage, SoftStop, StreamError
+from core.media.chat import ChatMedia
 from core.prompt import Prompt
 from core.reply import Finish, InvalidStructuredOutput, ReplyEvent, ReplyShaper, ReplySpec
 from core.settings import Settings
@@ -60,7 +62,7 @@ class AnswerRun:
 
     def __init__(
         self, settings: Settings, stream: ChatStream, spec: ReplySpec, *, streaming: bool, prompt_tokens: int,
-        repair: Repair | None = None,
+        repair: Repair | None = None, media: ChatMedia | None = None,
     ) -> None:
         self.settings = settings
         self.stream = stream
@@ -69,6 +71,10 @@ class AnswerRun:
         self.streaming = streaming
         self.repair = repair if spec.wants_json else None  # one repair turn for JSON that does not validate
         self.repaired = False
+        # Generated images are fetched with the account's cookies and kept in the media store before the
+        # answer's end renders them (``media``; without it they link to the assets host, which needs cookies).
+        self.media = media
+        self._image_links: dict[str, str | None] = {}
         self.builder = self._builder()
         self.shaper = ReplyShaper(spec)
         self.finish: Finish | None = None
@@ -78,10 +84,33 @@ class AnswerRun:
         return AnswerBuilder(
             thinking_output=settings.thinking_output,
             filter_tags=settings.filter_tags,
-            asset_url=lambda path: settings.grok_assets_url.rstrip("/") + "/" + path.lstrip("/"),
+            asset_url=self._image_link,
             stream=self.streaming,
             sources_footer=settings.sources_footer,
         )
+
+    def _image_link(self, path: str) -> str | None:
+        if self.media is None:
+            return self.settings.grok_assets_url.rstrip("/") + "/" + path.lstrip("/")
+        return self._image_links.get(path)
+
+    async def _keep_images(self, heartbeat: float | None) -> AsyncIterator[Heartbeat]:
+        """Store the answer's new generated images (nothing to do, and no cost, when it has none), sending
+        heartbeats while the downloads run."""
+        paths = [path for path in self.builder.image_paths if path not in self._image_links]
+        if self.media is None or not paths:
+            return
+        creds = Credentials(token=self.stream.lease.token, account_id=self.stream.account_id)
+        task = asyncio.ensure_future(self.media.links(creds, paths))
+        interval = min(heartbeat or self.keep_alive_interval, self.keep_alive_interval)
+        try:
+            while not (await asyncio.wait({task}, timeout=interval))[0]:
+                await self.stream.keep_alive()
+                if heartbeat is not None:
+                    yield HEARTBEAT
+        finally:
+            task.cancel()
+        self._image_links.update(task.result())
 
     @property
     def answer(self) -> Answer:
@@ -111,6 +140,8 @@ class AnswerRun:
         while True:
             async for item in self._upstream(heartbeat):
                 yield item
+            async for beat in self._keep_images(heartbeat):
+                yield beat
             try:
                 events, finish = self.shaper.finish(self.builder.finish())
             except InvalidStructuredOutput:
