@@ -9,7 +9,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import _admin, _anthropic, _completions, _cron, _errors, _health, _media, _openai, _responses
+from api import (
+    _admin,
+    _anthropic,
+    _completions,
+    _cron,
+    _errors,
+    _health,
+    _images,
+    _media,
+    _openai,
+    _responses,
+)
 from api._auth import KeyChecker
 from api._deps import GatewayHolder
 from api._limits import BodyLimit
@@ -64,6 +75,7 @@ def create_app(settings: Settings | None = None, *, gateway_factory: Callable[[]
     app.include_router(_cron.router)
     app.include_router(_health.router)
     app.include_router(_media.router)
+    app.include_router(_images.router)
     _errors.document_errors(app)  # the OpenAPI schema states the error shapes routes really return
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     log = logging.getLogger("grok2api")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Literal
 
-from core.errors import ModelNotFound
+from core.errors import InvalidRequest, ModelNotFound
 
 Tier = Literal["basic", "super", "heavy"]
 Mode = Literal["auto", "fast", "expert", "heavy"]
@@ -33,6 +33,23 @@ class ModelSpec:
         return TIER_RANK.get(tier, -1) >= TIER_RANK[self.min_tier]
 
 
+@dataclass(frozen=True, slots=True)
+class ImageModelSpec:
+    """A Grok Imagine model of ``/v1/images/*`` (``image_models`` in models.json). ``quota`` is the pool's media
+    quota kind (``image``, ``image_pro``, ``image_edit``) leased and charged ``cost`` units per upstream call;
+    ``batch`` is the most images one upstream call is asked for."""
+
+    id: str
+    operation: Literal["generate", "edit"]
+    quota: Literal["image", "image_pro", "image_edit"]
+    min_tier: Tier
+    cost: int
+    pro: bool
+    batch: int
+    description: str
+    aliases: tuple[str, ...]
+
+
 class Catalog:
     def __init__(
         self, models: list[ModelSpec], extra_aliases: Mapping[str, str] | None = None, claude_model: str | None = None
@@ -49,12 +66,46 @@ class Catalog:
                 raise ValueError(f"MODEL_ALIASES: {alias!r} points at unknown model {target!r}")
             self._lookup[alias.lower()] = model
         self.operator_aliases = dict(extra_aliases or {})
+        self.image_models: dict[str, ImageModelSpec] = {}
+        self._image_lookup: dict[str, ImageModelSpec] = {}
+
+    def add_image_models(self, models: list[ImageModelSpec]) -> None:
+        for model in models:
+            self.image_models[model.id] = model
+            for name in (model.id, *model.aliases):
+                self._image_lookup[name.lower()] = model
+
+    def default_image_model(self, operation: str) -> ImageModelSpec:
+        return next(m for m in self.image_models.values() if m.operation == operation)
+
+    def resolve_image(self, name: object, *, operation: str) -> ImageModelSpec:
+        """An image model id or alias → spec (``None``/empty: the first model of ``operation``). Unknown names are
+        ``ModelNotFound`` (404); a model of the other operation is ``InvalidRequest`` (400) naming the right one."""
+        if name is None or (isinstance(name, str) and not name.strip()):
+            return self.default_image_model(operation)
+        if not isinstance(name, str):
+            raise InvalidRequest("`model` must be a string", param="model")
+        model = self._image_lookup.get(name.strip().lower())
+        if model is None:
+            raise ModelNotFound(
+                f"The image model `{name}` does not exist. Image models: {', '.join(self.image_models)}.",
+                param="model",
+            )
+        if model.operation != operation:
+            other = self.default_image_model(operation).id
+            verb = "edits images" if model.operation == "edit" else "generates images"
+            raise InvalidRequest(f"`{model.id}` {verb}; use `{other}` here", param="model")
+        return model
 
     @classmethod
     def load(cls, extra_aliases: Mapping[str, str] | None = None, claude_model: str | None = None) -> Catalog:
         raw = json.loads(resources.files("core").joinpath("models.json").read_text("utf-8"))
         models = [ModelSpec(**{**m, "aliases": tuple(m.get("aliases", ()))}) for m in raw["models"]]
-        return cls(models, extra_aliases, claude_model)
+        catalog = cls(models, extra_aliases, claude_model)
+        catalog.add_image_models([
+            ImageModelSpec(**{**m, "aliases": tuple(m.get("aliases", ()))}) for m in raw.get("image_models", ())
+        ])
+        return catalog
 
     def resolve(self, name: object, *, claude_model: str | None = None) -> ModelSpec:
         """Public id or alias → spec; raises ``ModelNotFound`` (404) naming the model. A ``claude-*`` name that
