@@ -238,3 +238,49 @@ def test_cron_tick_reports_media_cleanup(local: Deployment) -> None:
     response = local.admin("GET", "/cron/tick?budget=2")
     assert response.status_code == 200, response.text
     assert response.json()["media_cleanup"]["done"] is True
+
+
+def test_anthropic_and_responses_answers_link_stored_images(chat_gw: Deployment) -> None:
+    import anthropic
+
+    from tests.e2e.conftest import API_KEY
+
+    claude = anthropic.Anthropic(base_url=chat_gw.url, api_key=API_KEY, max_retries=0)
+    message = claude.messages.create(model="grok-4.5", max_tokens=1024,
+                                     messages=[{"role": "user", "content": "#image=1 draw a kite"}])
+    text = "".join(block.text for block in message.content if block.type == "text")
+    response = chat_gw.client().responses.create(model="grok-4.5", input="#image=1 draw a cup")
+    for content in (text, response.output_text):
+        (url,) = links(content)
+        assert url.startswith(chat_gw.url + "/media/") and httpx.get(url).content in sim_images(chat_gw)
+
+
+def test_store_commands_per_in_chat_image(sim, embedded_redis, tmp_path) -> None:
+    """A plain answer costs what it did (≤ 3 store commands); each stored image adds one (its record)."""
+    from api._app import create_app
+    from tests.e2e.conftest import ADMIN_PASSWORD, API_KEY
+    from tests.support.asgi import ThreadedServer
+
+    settings = Settings(
+        api_keys=(API_KEY,), admin_password=ADMIN_PASSWORD, redis_url=embedded_redis.url,
+        store_prefix=f"e2e-cmd-{uuid.uuid4().hex[:8]}:", grok_base_url=sim.base_url, grok_assets_url=sim.assets_url,
+        grok_ws_url=sim.ws_url, media_backend="local", data_dir=tmp_path, first_byte_timeout=10.0,
+    )
+    app = create_app(settings)
+    with ThreadedServer(app) as server:
+        deployment = Deployment(server.url, settings, sim)
+        deployment.add_accounts(1, tier="heavy")
+        client = deployment.client()
+
+        def spent(content: str) -> int:
+            store = app.state.gateway._gateway.store
+            before = store.commands_sent
+            client.chat.completions.create(model="grok-4.5", messages=[{"role": "user", "content": content}])
+            return store.commands_sent - before
+
+        spent("warm up")
+        spent("#image=1 warm up the media script")
+        plain = spent("hello there")
+        assert plain <= 3
+        assert spent("#image=1 one image") == plain + 1
+        assert spent("#image=2 two images") == plain + 2
