@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -194,6 +195,16 @@ class SuiteRun:
     error: str = ""
 
 
+CHILDREN: list[subprocess.Popen] = []  # the suites' pytest processes, ended on SIGTERM
+
+
+def _terminate(*_: object) -> None:
+    for child in CHILDREN:
+        if child.poll() is None:
+            child.kill()
+    sys.exit(143)
+
+
 def run_suite(name: str, version: str, base_url: str, junit_dir: Path) -> SuiteRun:
     distribution, prefix, paths = SUITES[name]
     root = sdist_dir(distribution, version)
@@ -204,12 +215,14 @@ def run_suite(name: str, version: str, base_url: str, junit_dir: Path) -> SuiteR
     extra = ("-p", "tests._alias_httpx") if (root / "tests" / "_alias_httpx.py").exists() else ()
     command = [str(peer_python()), "-m", "pytest", *PYTEST_ARGS, *extra, f"--junitxml={junit}", *paths]
     started = time.monotonic()
+    process = subprocess.Popen(command, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    CHILDREN.append(process)
     try:
-        result = subprocess.run(command, cwd=root, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                timeout=SUITE_TIMEOUT)
-        output = result.stdout + result.stderr
-    except subprocess.TimeoutExpired as exc:
-        output = f"timed out after {SUITE_TIMEOUT} s\n{exc.stdout or ''}"
+        output, _ = process.communicate(timeout=SUITE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output = f"timed out after {SUITE_TIMEOUT} s\n{process.communicate()[0]}"
     run = SuiteRun(name, version, time.monotonic() - started)
     if junit_keep and junit.exists():
         shutil.copy(junit, Path(junit_keep) / junit.name)
@@ -333,4 +346,6 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
+    # SIGTERM (a timeout in test_peers.py) unwinds the stack: the embedded redis-server is detached otherwise.
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main())

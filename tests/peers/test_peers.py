@@ -30,9 +30,19 @@ def test_peer_suites_have_no_gateway_bug(tmp_path: Path) -> None:
             pytest.fail(f"peer suites could not be set up: {exc}")
         pytest.skip(f"peer suites could not be set up (package registry unreachable?): {str(exc)[:500]}")
     out = tmp_path / "results.md"
-    result = subprocess.run([sys.executable, str(Path(run_peers.__file__)), "run", "--out", str(out)],
-                            cwd=run_peers.ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                            timeout=TIMEOUT)
+    process = subprocess.Popen([sys.executable, str(Path(run_peers.__file__)), "run", "--out", str(out)],
+                               cwd=run_peers.ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = process.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.terminate()  # run_peers unwinds on SIGTERM (stops its servers)
+        try:
+            stdout, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+        pytest.fail(f"the peer suites did not finish within {TIMEOUT} s\n{stdout[-4000:]}\n{stderr[-3000:]}")
     summary = out.read_text() if out.exists() else "(no results written)"
-    assert result.returncode == 0, f"{result.stdout[-6000:]}\n{result.stderr[-3000:]}\n\n{summary[:12000]}"
-    print(result.stdout.strip())
+    assert process.returncode == 0, f"{stdout[-6000:]}\n{stderr[-3000:]}\n\n{summary[:12000]}"
+    print(stdout.strip())
