@@ -16,6 +16,7 @@ runs long); a lazy quota refresh costs an upstream ``quota_info`` call, no store
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import time
@@ -26,12 +27,19 @@ from typing import TypeVar
 from core.attachments import Attachment, sniff_image
 from core.catalog import ImageModelSpec
 from core.chat import NOT_RETRIED, REQUEST_SUSPECT, stream_error
-from core.errors import FailureKind, GatewayError, NoAccountAvailable, StoreUnavailable, UpstreamError
+from core.errors import (
+    FailureKind,
+    GatewayError,
+    InvalidRequest,
+    NoAccountAvailable,
+    StoreUnavailable,
+    UpstreamError,
+)
 from core.grok import imagine
 from core.grok.client import Credentials, GrokClient
 from core.grok.events import FinalMessage, ImageProgress, StreamError
 from core.pool import Lease, Outcome, QuotaWindow, TokenPool, parse_quota_info
-from core.quota_sync import ACCOUNT_FATAL
+from core.quota_sync import ACCOUNT_FATAL, fetch_chat_windows
 from core.settings import Settings
 
 log = logging.getLogger("grok2api")
@@ -39,6 +47,7 @@ T = TypeVar("T")
 MAX_EMPTY_REFRESHES = 8
 MAX_IMAGES = 10  # n per request (OpenAI's own bound)
 MAX_EDIT_IMAGES = 8  # reference images per edit (§8.2: 1–8)
+CHAT_BATCH = 2  # in-chat generation: at most 2 images per call (§8.2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +108,8 @@ class ImageService:
         self, spec: ImageModelSpec, prompt: str, n: int, *, aspect_ratio: str | None, partials: int = 3
     ) -> AsyncIterator[ImageEvent]:
         """Events of every upstream call as they happen (previews, images, moderated jobs, failed calls)."""
+        if self.settings.image_transport == "chat":
+            return self._chat_events(spec, prompt, n, partials)
         sizes = _batches(n, spec.batch)
         calls = []
         offset = 0
@@ -150,17 +161,52 @@ class ImageService:
                         for a in unique
                     ]
                     payload = imagine.edit_payload(prompt, file_ids, aspect_ratio)
-                    out = await self._edit_once(creds, payload, progress)
-                    if out is None:
+                    events = imagine.edit(self.client, creds, payload, progress)
+                    outs, moderated = await self._stream_images(creds, events, 1)
+                    if outs:
+                        emit(DoneImage(index, outs[0]))
+                    elif moderated:
                         emit(ModeratedImage(index))
-                    else:
-                        emit(DoneImage(index, replace(out, account_id=lease.account_id)))
 
                 await self._leased(spec, attempt)
 
             return run
 
         return await _collect(n, self._fan_out([(1, make(i)) for i in range(n)]))
+
+    def _chat_events(self, spec: ImageModelSpec, prompt: str, n: int, partials: int) -> AsyncIterator[ImageEvent]:
+        """``IMAGE_TRANSPORT=chat``: in-chat generation, at most ``CHAT_BATCH`` images per call, each call one unit
+        of the account's chat ``fast`` quota (as upstream charges it). Previews are the 50 % (``-part-0``) images."""
+        if spec.pro:
+            raise InvalidRequest(f"`{spec.id}` is only served over the Imagine WebSocket (IMAGE_TRANSPORT=ws)",
+                                 param="model")
+
+        def make(offset: int, size: int) -> Callable[..., Awaitable[None]]:
+            async def run(emit: Callable[[ImageEvent], None]) -> None:
+                async def attempt(creds: Credentials, lease: Lease, progress: imagine.Progress) -> None:
+                    payload = imagine.chat_image_payload(self.client, prompt, size)
+                    events = imagine.stream_conversation(self.client, creds, payload, progress, referer="/",
+                                                         what="image generation")
+
+                    async def preview(index: int, count: int, data: bytes) -> None:
+                        if count < partials:
+                            emit(PartialImage(offset + index, count, base64.b64encode(data).decode()))
+
+                    outs, moderated = await self._stream_images(creds, events, size, preview if partials else None)
+                    for index, out in enumerate(outs):
+                        emit(DoneImage(offset + index, out))
+                    for index in range(len(outs), len(outs) + moderated):
+                        emit(ModeratedImage(offset + index))
+
+                await self._leased(spec, attempt, mode="fast")
+
+            return run
+
+        calls, offset = [], 0
+        for size in _batches(n, CHAT_BATCH):
+            calls.append((size, make(offset, size)))
+            offset += size
+        return self._fan_out(calls)
 
     # -- internals ------------------------------------------------------------------------------------------
 
@@ -199,15 +245,17 @@ class ImageService:
     async def _leased(
         self, spec: ImageModelSpec,
         attempt: Callable[[Credentials, Lease, imagine.Progress], Awaitable[T]],
+        *, mode: str | None = None,
     ) -> T:
-        """One upstream call under a lease, failing over to another account while upstream has not accepted."""
+        """One upstream call under a lease (on ``mode``, default the model's quota kind), failing over to another
+        account while upstream has not accepted it."""
         exclude: set[str] = set()
         last_error: UpstreamError | None = None
         attempts = refreshed_empty = 0
         while attempts < self.settings.max_attempts:
             try:
                 lease = await self.pool.lease(
-                    mode=spec.quota, min_tier=spec.min_tier, cost=spec.cost, exclude=exclude, model=spec.id
+                    mode=mode or spec.quota, min_tier=spec.min_tier, cost=spec.cost, exclude=exclude, model=spec.id
                 )
             except NoAccountAvailable:
                 if last_error is not None:
@@ -221,7 +269,7 @@ class ImageService:
             keeper = asyncio.create_task(self._keep_alive(lease))
             try:
                 if lease.needs_refresh:
-                    quota = await self._media_windows(creds)
+                    quota = await (self._chat_windows(creds) if mode else self._media_windows(creds))
                     window = (quota or {}).get(lease.mode)
                     if window is not None and window.remaining is not None and window.remaining < lease.cost:
                         # No quota left for this product: store the window, try another account (not a failure).
@@ -272,6 +320,14 @@ class ImageService:
             log.info("quota_info for %s failed (%s); going ahead without it", creds.account_id, exc.message)
             return None
 
+    async def _chat_windows(self, creds: Credentials) -> dict[str, QuotaWindow] | None:
+        try:
+            return await fetch_chat_windows(self.client, creds)
+        except UpstreamError as exc:
+            if exc.kind in ACCOUNT_FATAL:
+                raise
+            return None
+
     async def _keep_alive(self, lease: Lease) -> None:
         """Renew the lease while a long call runs (one store command per half LEASE_TTL; short calls: none)."""
         while True:
@@ -299,35 +355,49 @@ class ImageService:
                 await asyncio.sleep(delay)
                 delay *= 2
 
-    async def _edit_once(
-        self, creds: Credentials, payload: dict[str, object], progress: imagine.Progress
-    ) -> ImageOut | None:
-        """One edit stream → the edited image, or None when upstream moderated it."""
+    async def _stream_images(
+        self, creds: Credentials, events: AsyncIterator[object], want: int,
+        preview: Callable[[int, int, bytes], Awaitable[None]] | None = None,
+    ) -> tuple[list[ImageOut], int]:
+        """A chat-dialect image stream (edit or in-chat generation) → (up to ``want`` images, how many were
+        moderated). Moderated images are dropped even when ``generatedImageUrls`` lists them (§8.2)."""
         moderated: set[str] = set()
-        done: list[str] = []
+        order: list[str] = []  # image ids in the order they appeared
+        finals: dict[str, str] = {}  # image id -> final url
+        previews: dict[str, int] = {}
         final: tuple[str, ...] = ()
-        async for event in imagine.edit(self.client, creds, payload, progress):
+        async for event in events:
             if isinstance(event, StreamError):
                 if event.fatal:
                     raise stream_error(event)
-            elif isinstance(event, ImageProgress) and event.progress >= 100:
-                if event.moderated:
-                    moderated.add(event.image_id)
-                    moderated.add(event.url)
-                elif event.url:
-                    done.append(event.url)
+            elif isinstance(event, ImageProgress):
+                if event.image_id not in order:
+                    order.append(event.image_id)
+                if event.progress >= 100:
+                    if event.moderated:
+                        moderated.add(event.image_id)
+                    elif event.url:
+                        finals[event.image_id] = event.url
+                elif preview is not None and event.url and event.image_id not in moderated:
+                    count = previews.get(event.image_id, 0)
+                    previews[event.image_id] = count + 1
+                    data = await imagine.fetch_image(self.client, creds, event.url)
+                    if data and sniff_image(data):
+                        await preview(order.index(event.image_id), count, data)
             elif isinstance(event, FinalMessage):
                 final = event.generated_image_urls
-        urls = [u for u in (*final, *done) if u not in moderated and not any(m and m in u for m in moderated)]
-        if not urls:
-            if moderated:
-                return None
-            raise UpstreamError(FailureKind.STREAM, "grok.com finished the edit without an image")
-        for url in dict.fromkeys(urls):
+        urls = list(dict.fromkeys([*(finals[i] for i in order if i in finals), *final]))
+        urls = [u for u in urls if not any(m and m in u for m in moderated)]
+        if not urls and not moderated:
+            raise UpstreamError(FailureKind.STREAM, "grok.com finished without an image")
+        outs = []
+        for url in urls[:want]:
             data = await imagine.fetch_image(self.client, creds, url)
             if data and sniff_image(data):
-                return ImageOut(data, sniff_image(data) or "image/jpeg", creds.account_id)
-        raise UpstreamError(FailureKind.STREAM, "the edited image could not be downloaded from grok.com")
+                outs.append(ImageOut(data, sniff_image(data) or "image/jpeg", creds.account_id))
+        if urls and not outs:
+            raise UpstreamError(FailureKind.STREAM, "the image could not be downloaded from grok.com")
+        return outs, min(len(moderated), max(want - len(outs), 0))
 
 
 async def _collect(n: int, events: AsyncIterator[ImageEvent]) -> ImageResult:

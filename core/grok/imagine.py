@@ -35,6 +35,7 @@ from core.attachments import sniff_image
 from core.errors import FailureKind, UpstreamError
 from core.grok.classify import classify
 from core.grok.client import (
+    ChatCall,
     Credentials,
     GrokClient,
     UploadedFile,
@@ -314,17 +315,33 @@ def edit_payload(prompt: str, file_ids: list[str], aspect_ratio: str | None) -> 
     }
 
 
-async def edit(
+def chat_image_payload(client: GrokClient, prompt: str, count: int) -> dict[str, Any]:
+    """The in-chat image dialect (§8.2, D1–D4): a plain ``conversations/new`` turn in mode fast with image
+    generation on, ``imageGenerationCount`` (at most 2 per call) and ``toolOverrides.imageGen``."""
+    payload = client.rest_payload(ChatCall(message=prompt, mode="fast", disable_search=True,
+                                           image_generation_count=count))
+    payload["toolOverrides"] = {"imageGen": True}
+    return payload
+
+
+def edit(
     client: GrokClient, creds: Credentials, payload: dict[str, Any], progress: Progress
 ) -> AsyncIterator[Event]:
-    """Stream one edit (``conversations/new``, Referer ``/imagine``) as chat events. A non-200 answer raises before
-    anything is accepted; once the 200 stream starts, upstream has charged the edit."""
+    """Stream one edit (``conversations/new``, Referer ``/imagine``) as chat events."""
+    return stream_conversation(client, creds, payload, progress, referer="/imagine", what="image edit")
+
+
+async def stream_conversation(
+    client: GrokClient, creds: Credentials, payload: dict[str, Any], progress: Progress, *, referer: str, what: str
+) -> AsyncIterator[Event]:
+    """``POST /rest/app-chat/conversations/new`` with ``payload``, as chat events. A non-200 answer raises before
+    anything is accepted; once the 200 stream starts, upstream has charged the call."""
     settings = client.settings
     try:
         async with asyncio.timeout(settings.first_byte_timeout):
             response = await client.session.request(
                 "POST", client.url("/rest/app-chat/conversations/new"),
-                headers=client.headers(creds, referer="/imagine"), json=payload, stream=True,
+                headers=client.headers(creds, referer=referer), json=payload, stream=True,
                 timeout=(settings.connect_timeout, settings.stream_idle_timeout),
             )
     except TimeoutError:
@@ -332,11 +349,11 @@ async def edit(
             FailureKind.TIMEOUT, f"grok.com sent no response headers within {settings.first_byte_timeout:g}s"
         ) from None
     except RequestException as exc:
-        raise _network_error(exc, "image edit") from None
+        raise _network_error(exc, what) from None
     try:
         if response.status_code != 200:
             body = await _read_capped(response)
-            raise classify(response.status_code, dict(response.headers), body, what="image edit")
+            raise classify(response.status_code, dict(response.headers), body, what=what)
         progress.accepted = True
         decoder = JsonStreamDecoder()
         chunks = response.aiter_content()

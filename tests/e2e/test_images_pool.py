@@ -1,0 +1,113 @@
+"""Images API and the token pool: failover before upstream accepts, charges after it did, lazy quota refresh of
+the media products, moderation in a stream, and the in-chat transport (``IMAGE_TRANSPORT=chat``)."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Callable
+
+import openai
+import pytest
+
+from core.pool.tokens import account_id
+from tests.e2e.conftest import Deployment
+
+JPEG = b"\xff\xd8\xff"
+
+
+@pytest.fixture
+def fresh(deploy: Callable[..., Deployment], sim, tmp_path) -> Callable[..., Deployment]:
+    def make(**overrides: object) -> Deployment:
+        return deploy(grok_imagine_ws_url=sim.imagine_ws_url, data_dir=tmp_path, account_concurrency=1,
+                      **overrides)
+
+    return make
+
+
+def _ledger(deployment: Deployment, token: str) -> dict:
+    return deployment.sim.state.ledger(token)
+
+
+def test_blocked_account_fails_over_before_upstream_charges(fresh: Callable[..., Deployment]) -> None:
+    deployment = fresh()
+    bad, good = deployment.add_accounts(2, tier="super")
+    deployment.sim.state.block(bad)
+    for _ in range(2):  # whichever account the pool picks first, the request is served by the good one
+        result = deployment.client().images.generate(prompt="a boat", response_format="b64_json")
+        assert len(result.data) == 1
+    assert _ledger(deployment, bad)["charged"].get("image", 0) == 0
+    assert _ledger(deployment, good)["charged"]["image"] == 2
+    account = deployment.admin("GET", f"/admin/tokens/{account_id(bad)}").json()
+    assert account["status"]["state"] in ("invalid", "cooling", "active")  # the pool counted the failure
+    assert deployment.sim.state.ledger()["violation_count"] == 0
+
+
+def test_exhausted_product_is_skipped_by_the_lazy_refresh(fresh: Callable[..., Deployment]) -> None:
+    deployment = fresh()
+    empty, full = deployment.add_accounts(2, tier="basic")
+    deployment.sim.state.set_quota(empty, "imagePro", remaining=0)
+    for _ in range(2):
+        deployment.client().images.generate(prompt="a bridge", model="grok-imagine-image-pro",
+                                            response_format="b64_json")
+    assert _ledger(deployment, full)["charged"]["imagePro"] == 2
+    assert deployment.sim.state.ledger()["violation_count"] == 0  # the empty account was never sent a request
+    # basic accounts have 2 imagePro a day: the third request finds every account out of that product
+    with pytest.raises(openai.RateLimitError) as info:
+        deployment.client().images.generate(prompt="a bridge", model="grok-imagine-image-pro")
+    assert "image_pro" in info.value.message or "quota" in info.value.message
+    assert deployment.sim.state.ledger()["violation_count"] == 0
+
+
+def test_upstream_error_after_acceptance_is_charged_once_and_not_retried(fresh: Callable[..., Deployment]) -> None:
+    deployment = fresh()
+    deployment.add_accounts(2, tier="super")
+    with pytest.raises(openai.APIStatusError) as info:
+        deployment.client().images.generate(prompt="boom #error")
+    assert info.value.status_code == 502
+    charged = [_ledger(deployment, t)["charged"].get("image", 0) for t in deployment.tokens]
+    assert sorted(charged) == [0, 1]
+
+
+def test_stream_all_moderated_ends_with_an_error_event(fresh: Callable[..., Deployment]) -> None:
+    deployment = fresh()
+    deployment.add_accounts(1, tier="super")
+    stream = deployment.client().images.generate(prompt="bad #moderated", stream=True, partial_images=1)
+    with pytest.raises(openai.APIError) as info:
+        list(stream)
+    assert "moderated" in info.value.message
+
+
+def test_partly_moderated_edit_batch_reports_the_count(fresh: Callable[..., Deployment]) -> None:
+    deployment = fresh()
+    deployment.add_accounts(1, tier="super")
+    with pytest.raises(openai.BadRequestError) as info:
+        deployment.client().images.edit(image=("a.png", _png(), "image/png"), prompt="edit #moderated")
+    assert info.value.code == "content_policy_violation"
+    assert _ledger(deployment, deployment.tokens[0])["charged"]["imageEdit"] == 1
+
+
+def test_chat_transport_generates_in_chat_and_charges_fast(fresh: Callable[..., Deployment]) -> None:
+    deployment = fresh(image_transport="chat")
+    deployment.add_accounts(2, tier="super")
+    marker = f"chatdrawn-{uuid.uuid4().hex[:8]}"
+    deployment.sim.state.rules.add(marker, scenario="image")  # the simulator draws for this prompt
+    result = deployment.client().images.generate(prompt=f"{marker} a cat", n=3, response_format="b64_json")
+    assert len(result.data) == 3
+    assert all(base64.b64decode(d.b64_json).startswith(JPEG) for d in result.data)
+    charged = [_ledger(deployment, t)["charged"] for t in deployment.tokens]
+    assert sum(c.get("fast", 0) for c in charged) == 2  # 2 + 1 images: two calls
+    assert sum(c.get("image", 0) for c in charged) == 0
+    requests = deployment.sim.state.requests(path="/ws/imagine")
+    assert not [r for r in requests if r["headers"].get("cookie", "").find(deployment.tokens[0]) >= 0]
+    stream = deployment.client().images.generate(prompt=f"{marker} a dog", stream=True, partial_images=1)
+    kinds = [e.type for e in stream]
+    assert kinds == ["image_generation.partial_image", "image_generation.completed"]
+    with pytest.raises(openai.BadRequestError):
+        deployment.client().images.generate(prompt="x", model="grok-imagine-image-pro")
+
+
+def _png() -> bytes:
+    from tests.e2e.media import png
+
+    return png(16, 16)
