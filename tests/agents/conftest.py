@@ -142,8 +142,10 @@ def agent_sim() -> Iterator[SimulatorServer]:
 
 
 @pytest.fixture
-def agent_gateway(agent_sim: SimulatorServer, embedded_redis) -> Iterator[AgentGateway]:
+def agent_gateway(request: pytest.FixtureRequest, agent_sim: SimulatorServer, embedded_redis) -> Iterator[AgentGateway]:
+    """A gateway with one heavy account; REST chat transport unless parametrized (indirect) with "mgw"."""
     settings = Settings(
+        chat_transport=getattr(request, "param", "rest"),
         api_keys=(API_KEY,),
         admin_password=ADMIN_PASSWORD,
         redis_url=embedded_redis.url,

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from tests.agents.conftest import AgentGateway, ClaudeCode, Run
 
 
@@ -70,6 +72,7 @@ def check_round_trip(gateway: AgentGateway, run: Run, target, content: str) -> N
     assert str(target) in last[result_at:], last[-3000:]
 
 
+@pytest.mark.parametrize("agent_gateway", ["rest", "mgw"], indirect=True)
 def test_write_tool_round_trip_scripted(agent_gateway: AgentGateway, claude_code: ClaudeCode) -> None:
     agent_gateway.require_route("POST", "/v1/messages")
     target = claude_code.workspace / "hello.txt"

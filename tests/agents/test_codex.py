@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.agents.conftest import AgentGateway, CodexCli, Run
 
 
@@ -73,6 +75,7 @@ def check_round_trip(gateway: AgentGateway, run: Run, marker: str) -> None:
     assert marker in last[result_at:], last[-3000:]
 
 
+@pytest.mark.parametrize("agent_gateway", ["rest", "mgw"], indirect=True)
 def test_exec_command_round_trip_scripted(agent_gateway: AgentGateway, codex_cli: CodexCli) -> None:
     agent_gateway.require_route("POST", "/v1/responses")
     agent_gateway.script(
