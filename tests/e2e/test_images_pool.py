@@ -111,3 +111,47 @@ def _png() -> bytes:
     from tests.e2e.media import png
 
     return png(16, 16)
+
+
+def test_store_commands_per_image_request(sim, embedded_redis, tmp_path) -> None:
+    """Per upstream call one lease + one settle; per stored image (``url``) one record; ``b64_json`` stores none."""
+    from api._app import create_app
+    from core.settings import Settings
+    from tests.e2e.conftest import ADMIN_PASSWORD, API_KEY
+    from tests.support.asgi import ThreadedServer
+
+    settings = Settings(
+        api_keys=(API_KEY,), admin_password=ADMIN_PASSWORD, redis_url=embedded_redis.url,
+        store_prefix=f"e2e-imgcmd-{uuid.uuid4().hex[:8]}:", grok_base_url=sim.base_url,
+        grok_assets_url=sim.assets_url, grok_imagine_ws_url=sim.imagine_ws_url, media_backend="local",
+        data_dir=tmp_path, first_byte_timeout=10.0,
+    )
+    app = create_app(settings)
+    with ThreadedServer(app) as server:
+        deployment = Deployment(server.url, settings, sim)
+        deployment.add_accounts(2, tier="super")
+        client = deployment.client()
+
+        def spent(**kwargs: object) -> int:
+            store = app.state.gateway._gateway.store
+            before = store.commands_sent
+            client.images.generate(prompt="a kite", **kwargs)
+            return store.commands_sent - before
+
+        spent(n=8, response_format="b64_json")  # warm up: scripts loaded, both accounts' quota refreshed
+        spent(n=1)
+        assert spent(n=1, response_format="b64_json") == 2
+        assert spent(n=1) == 3
+        assert spent(n=6) == 2 * 2 + 6  # batches of 4 + 2
+        assert spent(n=6, response_format="b64_json") == 4
+
+
+def test_previews_then_silence_is_a_charged_timeout(fresh: Callable[..., Deployment]) -> None:
+    deployment = fresh(stream_idle_timeout=1.0)
+    deployment.add_accounts(2, tier="super")
+    with pytest.raises(openai.APIStatusError) as info:
+        deployment.client().images.generate(prompt="stuck #blocked")
+    assert info.value.status_code == 504
+    charged = [_ledger(deployment, t)["charged"].get("image", 0) for t in deployment.tokens]
+    assert sorted(charged) == [0, 1]  # upstream took it: charged once, not retried elsewhere
+    assert all(_ledger(deployment, t)["in_flight"] == 0 for t in deployment.tokens)
