@@ -124,7 +124,7 @@ class S3Backend:
         self.endpoint_url = settings.s3_endpoint_url
         self.region = settings.s3_region
         self.public_base_url = (settings.media_public_base_url or "").rstrip("/") or None
-        self.presign_ttl = int(settings.media_presign_ttl)
+        self.presign_ttl = max(1, min(int(settings.media_presign_ttl), 7 * 86400))  # SigV4 allows 7 days at most
         self._client: Any = None
         self._lock = asyncio.Lock()
 
