@@ -173,3 +173,26 @@ def test_bash_tool(agent_gateway: AgentGateway, claude_code: ClaudeCode) -> None
     assert result["is_error"] is False and result["result"] == "Ran it.", context
     assert (claude_code.workspace / "bash.txt").read_text() == "from-bash\n", context
     assert '<tool_result id="' in agent_gateway.upstream_messages()[-1], context
+
+
+def test_continued_session_carries_the_tool_history(agent_gateway: AgentGateway, claude_code: ClaudeCode) -> None:
+    """``claude -p -c`` continues the last session: the whole history, the earlier ``tool_use`` and its
+    ``tool_result`` included, goes to the gateway again and into the upstream message."""
+    agent_gateway.require_route("POST", "/v1/messages")
+    target = claude_code.workspace / "first.txt"
+    agent_gateway.script(tool_call("Write", {"file_path": str(target), "content": "one"}), "Wrote first.txt.",
+                         "You asked me to create first.txt, and I did.")
+    first = claude_code.run(agent_gateway, f'Create the file {target} with content "one"', "--allowedTools", "Write")
+    assert result_of(first, agent_gateway)["result"] == "Wrote first.txt.", f"{first.story()}\n{agent_gateway.story()}"
+    second = claude_code.run(agent_gateway, "What did I ask you before?", "-c")
+    result = result_of(second, agent_gateway)
+    context = f"{second.story()}\n{agent_gateway.story()}"
+    assert result["is_error"] is False and result["result"] == "You asked me to create first.txt, and I did.", context
+    calls = [r for r in agent_gateway.seen() if r.path == "/v1/messages"]
+    assert len(calls) == 3, context
+    history = calls[-1].json()["messages"]
+    blocks = [b for m in history if isinstance(m["content"], list) for b in m["content"]]
+    assert {"tool_use", "tool_result"} <= {b.get("type") for b in blocks}, history
+    last = agent_gateway.upstream_messages()[-1]
+    assert last.rfind("<tool_result") < last.rfind("What did I ask you before?"), last[-3000:]
+    assert "Wrote first.txt." in last, last[-3000:]
