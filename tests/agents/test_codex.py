@@ -185,3 +185,26 @@ def test_model_codex_knows(agent_gateway: AgentGateway, codex_cli: CodexCli) -> 
     assert {"function", "custom", "tool_search"} <= kinds, kinds
     assert calls[0].json()["model"] == "gpt-5.5", context
     check_round_trip(agent_gateway, run, "Process exited with code 0")
+
+
+def test_resumed_session_carries_the_tool_history(agent_gateway: AgentGateway, codex_cli: CodexCli) -> None:
+    """``codex exec resume --last`` continues the last session: the earlier ``function_call`` and its output go
+    to the gateway again (Codex sends the whole conversation every turn) and into the upstream message."""
+    agent_gateway.require_route("POST", "/v1/responses")
+    agent_gateway.script(tool_call("exec_command", {"cmd": "echo first > first.txt"}), "Wrote first.txt.",
+                         "Before, you asked me to write first.txt.")
+    last_message = codex_cli.home / "last.txt"
+    first = codex_cli.run(agent_gateway, "run: echo first > first.txt", "-s", "workspace-write",
+                          "-o", str(last_message))
+    assert first.returncode == 0 and last_message.read_text().strip() == "Wrote first.txt.", (
+        f"{first.story()}\n{agent_gateway.story()}")
+    second = codex_cli.run(agent_gateway, "What did I ask you before?", "resume", "--last", "-o", str(last_message))
+    context = f"{second.story()}\n{agent_gateway.story()}"
+    assert second.returncode == 0, context
+    assert last_message.read_text().strip() == "Before, you asked me to write first.txt.", context
+    calls = [r for r in agent_gateway.seen() if r.path == "/v1/responses"]
+    assert len(calls) == 3, context
+    body = calls[-1].json()
+    assert input_items(body, "function_call") and input_items(body, "function_call_output"), context
+    last = agent_gateway.upstream_messages()[-1]
+    assert 0 <= last.rfind("<tool_result") < last.rfind("What did I ask you before?"), last[-3000:]
