@@ -151,8 +151,18 @@ class ImageEditRequest(_ImageParams):
 
 # -- routes -------------------------------------------------------------------------------------------------------
 
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}
+_UPSTREAM = {
+    429: {"description": "No pooled account has this image product left right now, or grok.com rate-limited "
+                         "the request (see Retry-After)", "content": _ERROR},
+    502: {"description": "grok.com failed or refused the request", "content": _ERROR},
+    504: {"description": "grok.com did not answer in time", "content": _ERROR},
+}
+_STREAM_OK = {200: {"description": "The images; with `stream: true` OpenAI's image events",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
 
-@router.post("/generations", response_model=None)
+
+@router.post("/generations", response_model=None, responses={**_STREAM_OK, **_UPSTREAM})
 async def generations(
     body: ImageGenerationRequest, request: Request, gw: Gateway = Depends(gateway)
 ) -> JSONResponse | EventStream:
@@ -168,7 +178,38 @@ async def generations(
     return JSONResponse(await _answer(gw, request, body, spec, result, prompt))
 
 
-@router.post("/edits", response_model=None)
+_EDIT_FIELDS = {
+    "prompt": {"type": "string"},
+    "model": {"type": "string", "default": "grok-imagine-image-edit"},
+    "n": {"type": "integer", "minimum": 1, "maximum": MAX_IMAGES},
+    "size": {"type": "string", "enum": list(SIZES)},
+    "aspect_ratio": {"type": "string", "enum": list(ASPECT_RATIOS)},
+    "response_format": {"type": "string", "enum": ["url", "b64_json"]},
+    "user": {"type": "string"},
+}
+_EDIT_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["image", "prompt"], "properties": {
+            **_EDIT_FIELDS,
+            "image": {"anyOf": [{"type": "string", "format": "binary"},
+                                {"type": "array", "items": {"type": "string", "format": "binary"},
+                                 "maxItems": MAX_EDIT_IMAGES}]},
+            "image[]": {"type": "array", "items": {"type": "string", "format": "binary"},
+                        "maxItems": MAX_EDIT_IMAGES},
+            "mask": {"type": "string", "format": "binary", "description": "not supported: a 400"},
+        }}},
+        "application/json": {"schema": {"type": "object", "required": ["prompt"], "properties": {
+            **_EDIT_FIELDS,
+            "images": {"type": "array", "maxItems": MAX_EDIT_IMAGES, "items": {
+                "type": "object", "properties": {"image_url": {"type": "string"}}}},
+            "image": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        }}},
+    },
+}
+
+
+@router.post("/edits", response_model=None, responses=_UPSTREAM, openapi_extra={"requestBody": _EDIT_BODY})
 async def edits(request: Request, gw: Gateway = Depends(gateway)) -> JSONResponse:
     content_type = request.headers.get("content-type", "")
     if content_type.lower().startswith("multipart/form-data"):
