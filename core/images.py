@@ -109,6 +109,10 @@ class ImageService:
     ) -> AsyncIterator[ImageEvent]:
         """Events of every upstream call as they happen (previews, images, moderated jobs, failed calls)."""
         if self.settings.image_transport == "chat":
+            if aspect_ratio not in (None, "auto"):
+                raise InvalidRequest("`size` / `aspect_ratio` need the Imagine WebSocket: this gateway generates "
+                                     "images in chat (IMAGE_TRANSPORT=chat), where Grok picks the size",
+                                     param="size")
             return self._chat_events(spec, prompt, n, partials)
         sizes = _batches(n, spec.batch)
         calls = []

@@ -105,6 +105,9 @@ def test_chat_transport_generates_in_chat_and_charges_fast(fresh: Callable[..., 
     assert kinds == ["image_generation.partial_image", "image_generation.completed"]
     with pytest.raises(openai.BadRequestError):
         deployment.client().images.generate(prompt="x", model="grok-imagine-image-pro")
+    with pytest.raises(openai.BadRequestError) as info:  # in chat Grok picks the size: not silently dropped
+        deployment.client().images.generate(prompt="x", size="1792x1024")
+    assert info.value.body["param"] == "size"
 
 
 def _png() -> bytes:
