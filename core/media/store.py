@@ -68,7 +68,9 @@ class LocalBackend:
 
     def _temp(self) -> tuple[int, str]:
         self.root.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(dir=self.root, prefix=".part-")
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".part-")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a web server in front of the directory may need to read it
+        return fd, tmp
 
     async def write(self, filename: str, data: bytes, mime: str) -> None:
         def write() -> None:
