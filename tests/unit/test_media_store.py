@@ -236,3 +236,19 @@ async def test_presigned_and_public_links(moto_s3: str, tmp_path, embedded_redis
     public_settings = settings.model_copy(update={"media_public_base_url": f"{moto_s3}/{BUCKET}/"})
     url, public = await S3Backend(public_settings).link(item.filename)
     assert public and url == f"{moto_s3}/{BUCKET}/{settings.s3_prefix}{item.filename}"
+
+
+def test_building_the_store_loads_no_boto3() -> None:
+    """Cold starts stay fast: even an S3-configured media store imports boto3 only on its first S3 call."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from core.settings import Settings; from core.store import open_store; "
+        "from core.media import MediaStore; "
+        "s = Settings(redis_url='redis://127.0.0.1:1', s3_bucket='b'); "
+        "m = MediaStore.from_settings(s, open_store(s), environ={}); "
+        "print(type(m.backend).__name__, 'boto3' in sys.modules, 'botocore' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["S3Backend", "False", "False"]
