@@ -164,9 +164,11 @@ async def generate(
         )
     except TimeoutError:
         raise UpstreamError(FailureKind.TIMEOUT, "Imagine WebSocket handshake timed out") from None
-    except RequestException as exc:
+    except (RequestException, CurlError) as exc:  # a refused upgrade surfaces as a bare CurlError (22)
         error = _ws_handshake_error(exc)
         error.message = error.message.replace("mgw", "Imagine")
+        if error.kind is FailureKind.CLOUDFLARE:
+            error = await _account_or_egress(client, creds, error)
         raise error from None
 
     jobs: dict[str, _Job] = {}
@@ -254,6 +256,26 @@ async def generate(
             await ws.close(timeout=1.0)
         except Exception:  # closing a dead socket must not mask the real outcome
             pass
+
+
+async def _account_or_egress(client: GrokClient, creds: Credentials, error: UpstreamError) -> UpstreamError:
+    """A 403 handshake is a Cloudflare challenge or a blocked account, and the socket does not say which: ask
+    the session endpoint once (uncached). A blocked or logged-out account is then the account's failure (fail
+    over); otherwise it stays an egress problem."""
+    try:
+        response = await client._request(
+            "GET", client.url("/api/auth/session"), what="auth session",
+            headers=client.headers(creds, content_type=None, statsig=False),
+            limit=client.settings.connect_timeout + 10,
+        )
+        status = str(_json_body(response, "auth session").get("status", "")).lower()
+    except UpstreamError as probe:
+        return probe if probe.kind in (FailureKind.BLOCKED, FailureKind.UNAUTHORIZED) else error
+    if status == "blocked":
+        return UpstreamError(FailureKind.BLOCKED, "grok.com session is blocked", upstream_status=403)
+    if status == "unauthenticated":
+        return UpstreamError(FailureKind.UNAUTHORIZED, "grok.com session is unauthenticated", upstream_status=401)
+    return error
 
 
 async def fetch_image(client: GrokClient, creds: Credentials, url: str) -> bytes | None:

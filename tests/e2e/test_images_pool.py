@@ -158,3 +158,18 @@ def test_previews_then_silence_is_a_charged_timeout(fresh: Callable[..., Deploym
     charged = [_ledger(deployment, t)["charged"].get("image", 0) for t in deployment.tokens]
     assert sorted(charged) == [0, 1]  # upstream took it: charged once, not retried elsewhere
     assert all(_ledger(deployment, t)["in_flight"] == 0 for t in deployment.tokens)
+
+
+def test_account_blocked_after_its_user_id_was_cached_still_fails_over(fresh: Callable[..., Deployment]) -> None:
+    deployment = fresh()
+    first, second = deployment.add_accounts(2, tier="super")
+    for _ in range(4):  # both accounts served once at least: their user ids are cached by the gateway
+        deployment.client().images.generate(prompt="warm", n=5, response_format="b64_json")
+    assert all(_ledger(deployment, t)["charged"].get("image", 0) for t in (first, second))
+    deployment.sim.state.block(first)
+    served = _ledger(deployment, second)["charged"]["image"]
+    for _ in range(2):
+        result = deployment.client().images.generate(prompt="after the block", response_format="b64_json")
+        assert len(result.data) == 1
+    assert _ledger(deployment, second)["charged"]["image"] == served + 2
+    assert deployment.admin("GET", "/admin/tokens").json()["summary"]["egress"]["cloudflare"] == 0
