@@ -48,6 +48,7 @@ MAX_EMPTY_REFRESHES = 8
 MAX_IMAGES = 10  # n per request (OpenAI's own bound)
 MAX_EDIT_IMAGES = 8  # reference images per edit (§8.2: 1–8)
 CHAT_BATCH = 2  # in-chat generation: at most 2 images per call (§8.2)
+MAX_LEASE_WAIT = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +141,7 @@ class ImageService:
                                 event.data, event.mime, lease.account_id, event.revised_prompt,
                                 event.width, event.height)))
 
-                await self._leased(spec, attempt)
+                await self._leased(spec, attempt, wait=self._wait(len(calls)))
 
             return run
 
@@ -172,7 +173,7 @@ class ImageService:
                     elif moderated:
                         emit(ModeratedImage(index))
 
-                await self._leased(spec, attempt)
+                await self._leased(spec, attempt, wait=self._wait(n))
 
             return run
 
@@ -202,7 +203,7 @@ class ImageService:
                     for index in range(len(outs), len(outs) + moderated):
                         emit(ModeratedImage(offset + index))
 
-                await self._leased(spec, attempt, mode="fast")
+                await self._leased(spec, attempt, mode="fast", wait=self._wait(len(_batches(n, CHAT_BATCH))))
 
             return run
 
@@ -249,7 +250,7 @@ class ImageService:
     async def _leased(
         self, spec: ImageModelSpec,
         attempt: Callable[[Credentials, Lease, imagine.Progress], Awaitable[T]],
-        *, mode: str | None = None,
+        *, mode: str | None = None, wait: float | None = None,
     ) -> T:
         """One upstream call under a lease (on ``mode``, default the model's quota kind), failing over to another
         account while upstream has not accepted it."""
@@ -259,7 +260,8 @@ class ImageService:
         while attempts < self.settings.max_attempts:
             try:
                 lease = await self.pool.lease(
-                    mode=mode or spec.quota, min_tier=spec.min_tier, cost=spec.cost, exclude=exclude, model=spec.id
+                    mode=mode or spec.quota, min_tier=spec.min_tier, cost=spec.cost, exclude=exclude, model=spec.id,
+                    wait=wait,
                 )
             except NoAccountAvailable:
                 if last_error is not None:
@@ -312,6 +314,11 @@ class ImageService:
             return result
         assert last_error is not None
         raise last_error
+
+    def _wait(self, calls: int) -> float:
+        """How long a call waits for a busy account's slot: the calls of one request run at once, so with few
+        accounts the last ones queue behind the others (LEASE_WAIT per call of the request, at most 2 min)."""
+        return min(self.settings.lease_wait * max(calls, 1), MAX_LEASE_WAIT)
 
     async def _media_windows(self, creds: Credentials) -> dict[str, QuotaWindow] | None:
         """``quota_info`` for a lease that asked for a refresh. A failure that condemns the account raises (the

@@ -145,6 +145,11 @@ def test_edit_multipart_several_images(images: Deployment) -> None:
     _pool_matches_ledger(images, "image_edit", "imageEdit")
     edit_calls = [c for c in images.sim.state.conversations.values() if c.turns and "purple" in c.turns[0].message]
     assert edit_calls and len(edit_calls[0].turns[0].file_attachments) == 0  # inputAssets, not fileAttachments
+    uploads = images.sim.state.requests(path="/http/upload-file-v2/direct")[-2:]
+    assert all(r["headers"]["referer"].endswith("/imagine") and "x-xai-request-id" not in r["headers"]
+               for r in uploads)
+    edit = images.sim.state.requests(path="/rest/app-chat/conversations/new")[-1]
+    assert edit["headers"]["referer"].endswith("/imagine") and edit["status"] == 200
 
 
 def test_edit_json_data_uri_and_b64(images: Deployment) -> None:

@@ -173,3 +173,13 @@ def test_account_blocked_after_its_user_id_was_cached_still_fails_over(fresh: Ca
         assert len(result.data) == 1
     assert _ledger(deployment, second)["charged"]["image"] == served + 2
     assert deployment.admin("GET", "/admin/tokens").json()["summary"]["egress"]["cloudflare"] == 0
+
+
+def test_one_account_serves_ten_images_call_after_call(fresh: Callable[..., Deployment]) -> None:
+    deployment = fresh()
+    (token,) = deployment.add_accounts(1, tier="super")
+    result = deployment.client().images.generate(prompt="ten stars", n=10, response_format="b64_json")
+    assert len(result.data) == 10 and not getattr(result, "failed_count", None)
+    ledger = _ledger(deployment, token)
+    assert ledger["charged"]["image"] == 3  # 4 + 4 + 2
+    assert ledger["max_in_flight"] == 1 and ledger["violation_count"] == 0
