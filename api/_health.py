@@ -22,6 +22,7 @@ router = APIRouter()
 log = logging.getLogger("grok2api")
 
 
+@router.head("/health", include_in_schema=False)  # uptime checkers probe with HEAD
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
     settings = request.app.state.settings
@@ -58,6 +59,7 @@ def _store_kind(settings: Any) -> dict[str, str]:
         return {}
 
 
+@router.head("/", include_in_schema=False)  # Claude Code sends HEAD / before every run
 @router.get("/")
 async def root() -> dict[str, str]:
     return {"name": "grok2api", "docs": "/docs", "health": "/health"}

@@ -51,6 +51,11 @@ def model_card(model_id: str, spec: ModelSpec) -> dict[str, Any]:
 async def list_models(gw: Gateway = Depends(gateway)) -> dict[str, Any]:
     cards = [model_card(spec.id, spec) for spec in gw.catalog]
     cards += [model_card(alias, gw.catalog.resolve(alias)) for alias in gw.catalog.operator_aliases]
+    cards += [
+        {"id": spec.id, "object": "model", "created": CREATED, "owned_by": "xai", "description": spec.description,
+         "mode": spec.quota, "min_tier": spec.min_tier, "capabilities": {"images": spec.operation}}
+        for spec in gw.catalog.image_models.values()
+    ]
     return {"object": "list", "data": cards}
 
 

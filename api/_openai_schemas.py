@@ -128,6 +128,15 @@ class ChatCompletionRequest(BaseModel):
             raise InvalidRequest("only n=1 is supported", param="n")
         if self.tools and self.functions:
             raise InvalidRequest("send `tools` or the legacy `functions`, not both", param="functions")
+        extra = self.model_extra or {}
+        if extra.get("logprobs") or extra.get("top_logprobs"):
+            raise InvalidRequest("logprobs are not available: grok.com does not expose token probabilities",
+                                 param="logprobs")
+        modalities = extra.get("modalities")
+        if extra.get("audio") or (isinstance(modalities, list) and any(m != "text" for m in modalities)):
+            raise InvalidRequest("only text output is available (no audio)", param="modalities")
+        if extra.get("prediction"):
+            raise InvalidRequest("predicted outputs are not available", param="prediction")
 
     @property
     def uses_functions(self) -> bool:

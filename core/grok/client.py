@@ -354,7 +354,7 @@ class GrokClient:
             )
         except TimeoutError:
             raise UpstreamError(FailureKind.TIMEOUT, "mgw WebSocket handshake timed out") from None
-        except RequestException as exc:
+        except (RequestException, CurlError) as exc:  # a refused upgrade surfaces as a bare CurlError (22)
             raise _ws_handshake_error(exc) from None
 
         try:

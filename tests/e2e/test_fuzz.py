@@ -47,7 +47,7 @@ def gateway_url(sim: SimulatorServer, embedded_redis) -> Iterator[str]:
     settings = Settings(
         api_keys=(API_KEY,), admin_password=ADMIN_PASSWORD, redis_url=embedded_redis.url,
         store_prefix=f"fuzz-{uuid.uuid4().hex[:8]}:", grok_base_url=sim.base_url, grok_assets_url=sim.assets_url,
-        grok_ws_url=sim.ws_url, allow_private_urls=True, first_byte_timeout=5.0, stream_idle_timeout=3.0,
+        grok_ws_url=sim.ws_url, grok_imagine_ws_url=sim.imagine_ws_url, allow_private_urls=True, first_byte_timeout=5.0, stream_idle_timeout=3.0,
         request_timeout=15.0,
     )
     app = create_app(settings)

@@ -392,3 +392,27 @@ def test_a_lazy_refresh_stores_quota_net_of_the_request_it_serves(make, sim) -> 
     refreshed = gw.admin("POST", f"/admin/tokens/{account_id(token)}/test").json()
     assert refreshed["ok"]
     assert ours["remaining"] == accounts(gw)[account_id(token)]["quota"]["fast"]["remaining"]
+
+
+# -- what the gateway cannot honour is refused, not ignored -------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra,param", [
+    ({"logprobs": True, "top_logprobs": 2}, "logprobs"),
+    ({"modalities": ["text", "audio"], "audio": {"format": "wav", "voice": "alloy"}}, "modalities"),
+    ({"prediction": {"type": "content", "content": "x"}}, "prediction"),
+])
+def test_output_features_grok_lacks_are_a_400(make, extra: dict[str, Any], param: str) -> None:
+    gw = make()
+    gw.add_accounts(1)
+    body = {"model": "grok-4.5-fast", "messages": [{"role": "user", "content": "hi"}], **extra}
+    response = post(gw, body=body)
+    assert response.status_code == 400 and response.json()["error"]["param"] == param, response.text
+
+
+def test_head_probes_and_image_models_are_listed(make) -> None:
+    gw = make()
+    assert httpx.head(gw.url + "/").status_code == 200
+    assert httpx.head(gw.url + "/health").status_code == 200
+    models = httpx.get(gw.base_url + "/models", headers={"Authorization": f"Bearer {API_KEY}"}).json()["data"]
+    assert {"grok-4.5-fast", "grok-imagine-image"} <= {m["id"] for m in models}
