@@ -70,8 +70,16 @@ def ensure_base() -> str:
     if not (rootfs / "usr" / "bin" / "python3").exists():
         shutil.rmtree(rootfs, ignore_errors=True)
         rootfs.parent.mkdir(parents=True, exist_ok=True)
-        run("debootstrap", "--variant=minbase", "--include=python3,python3-pip,ca-certificates", "bookworm",
-            str(rootfs), debian_mirror(), timeout=900)
+        try:
+            done = subprocess.run(
+                ["debootstrap", "--variant=minbase", "--include=python3,python3-pip,ca-certificates", "bookworm",
+                 str(rootfs), debian_mirror()], capture_output=True, text=True, timeout=900)
+        except subprocess.TimeoutExpired:
+            done = None
+        if done is None or done.returncode != 0:  # the machine's mirror, not our Dockerfile: say so, do not fail
+            shutil.rmtree(rootfs, ignore_errors=True)
+            pytest.skip("could not make the Debian stand-in base image here (debootstrap: "
+                        f"{'timed out' if done is None else done.stderr.strip()[-300:]})")
     for marker in rootfs.glob("usr/lib/python3*/EXTERNALLY-MANAGED"):  # the official image has none
         marker.unlink()
     python = rootfs / "usr" / "bin" / "python"
