@@ -20,6 +20,7 @@ from api import (
     _media,
     _openai,
     _responses,
+    _videos,
 )
 from api._auth import KeyChecker
 from api._deps import GatewayHolder
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, *, gateway_factory: Callable[[]
     app.include_router(_health.router)
     app.include_router(_media.router)
     app.include_router(_images.router)
+    app.include_router(_videos.router)
     _errors.document_errors(app)  # the OpenAPI schema states the error shapes routes really return
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     log = logging.getLogger("grok2api")

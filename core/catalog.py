@@ -50,6 +50,19 @@ class ImageModelSpec:
     aliases: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class VideoModelSpec:
+    """A Grok Imagine video model of ``/v1/videos`` (``video_models`` in models.json). ``quota`` is the media
+    quota kind a 480p job is leased and charged on (a 720p job: ``video_720p``), ``cost`` units per job."""
+
+    id: str
+    quota: Literal["video", "video_720p"]
+    min_tier: Tier
+    cost: int
+    description: str
+    aliases: tuple[str, ...]
+
+
 class Catalog:
     def __init__(
         self, models: list[ModelSpec], extra_aliases: Mapping[str, str] | None = None, claude_model: str | None = None
@@ -68,6 +81,30 @@ class Catalog:
         self.operator_aliases = dict(extra_aliases or {})
         self.image_models: dict[str, ImageModelSpec] = {}
         self._image_lookup: dict[str, ImageModelSpec] = {}
+        self.video_models: dict[str, VideoModelSpec] = {}
+        self._video_lookup: dict[str, VideoModelSpec] = {}
+
+    def add_video_models(self, models: list[VideoModelSpec]) -> None:
+        for model in models:
+            self.video_models[model.id] = model
+            for name in (model.id, *model.aliases):
+                self._video_lookup[name.lower()] = model
+
+    def resolve_video(self, name: object) -> VideoModelSpec:
+        """A video model id or alias → spec (``None``/empty: the first one); unknown → ``ModelNotFound``."""
+        if name is None or (isinstance(name, str) and not name.strip()):
+            if not self.video_models:
+                raise ModelNotFound("no video model is configured", param="model")
+            return next(iter(self.video_models.values()))
+        if not isinstance(name, str):
+            raise InvalidRequest("`model` must be a string", param="model")
+        model = self._video_lookup.get(name.strip().lower())
+        if model is None:
+            raise ModelNotFound(
+                f"The video model `{name}` does not exist. Video models: {', '.join(self.video_models)}.",
+                param="model",
+            )
+        return model
 
     def add_image_models(self, models: list[ImageModelSpec]) -> None:
         for model in models:
@@ -104,6 +141,9 @@ class Catalog:
         catalog = cls(models, extra_aliases, claude_model)
         catalog.add_image_models([
             ImageModelSpec(**{**m, "aliases": tuple(m.get("aliases", ()))}) for m in raw.get("image_models", ())
+        ])
+        catalog.add_video_models([
+            VideoModelSpec(**{**m, "aliases": tuple(m.get("aliases", ()))}) for m in raw.get("video_models", ())
         ])
         return catalog
 

@@ -65,6 +65,9 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "media_max_bytes": ("MEDIA_MAX_BYTES",),
     "media_total_bytes": ("MEDIA_TOTAL_BYTES",),
     "media_retention_days": ("MEDIA_RETENTION_DAYS",),
+    "video_drive": ("VIDEO_DRIVE",),
+    "video_timeout": ("VIDEO_TIMEOUT",),
+    "video_job_ttl": ("VIDEO_JOB_TTL",),
     "image_format": ("IMAGE_FORMAT",),
     "image_transport": ("IMAGE_TRANSPORT",),
     "grok_imagine_ws_url": ("GROK_IMAGINE_WS_URL",),
@@ -163,6 +166,13 @@ class Settings(BaseModel):
         5 * 1024 * 1024 * 1024, gt=0, description="Media kept in all; the cron tick deletes the oldest beyond it."
     )
     media_retention_days: float = Field(7.0, gt=0, description="Days generated media is kept (cron cleanup).")
+    video_drive: Literal["inline", "poll"] = Field(
+        "inline", description="Who runs a video job: `POST /v1/videos` itself (`inline`) or the first poll (`poll`)."
+    )
+    video_timeout: float = Field(
+        240.0, gt=0, le=900, description="Seconds one video job may run (generation + download); then it failed."
+    )
+    video_job_ttl: float = Field(86400.0, gt=0, description="Seconds a video job can be polled, listed or downloaded.")
     image_format: Literal["url", "b64_json"] = Field(
         "url", description="How images inside chat answers are given: links to the media store, or data URLs."
     )

@@ -1,0 +1,245 @@
+"""OpenAI Videos API over Grok Imagine video: ``/v1/videos`` (create, list), ``/v1/videos/{id}`` (retrieve,
+delete), ``/v1/videos/{id}/content?variant=video|thumbnail`` (download).
+
+``POST`` takes ``prompt``, ``model``, ``seconds`` (1–15), ``size`` (see ``core.videos.SIZES``) and an optional
+``input_reference`` image (a multipart file, or in JSON a URL / data URI loaded through
+``core.attachments.load_images``); everything is checked before anything is stored or sent, and any other field
+is a 400. Jobs live in the store, so any instance answers a poll; who drives a job is ``VIDEO_DRIVE``
+(``core/videos.py``): ``inline`` — the ``POST`` runs it and answers ``completed`` or ``failed``; ``poll`` — the
+``POST`` answers ``queued`` and the first ``GET`` that claims the job runs it. Downloads go through the media
+store (``GET /media/{id}``: a redirect on S3, a streamed file with Range support on the local disk).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from api._deps import client_auth, gateway
+from api._images import _header_params, _parts
+from api._media import serve_media
+from core.attachments import EXTENSIONS, Attachment, load_images, sniff_image
+from core.catalog import VideoModelSpec
+from core.errors import InvalidRequest, NotFound, PayloadTooLarge
+from core.gateway import Gateway
+from core.videos import VideoJobs, VideoParams, VideoService, drive, parse_params
+
+router = APIRouter(prefix="/v1/videos", dependencies=[Depends(client_auth)], tags=["videos"])
+FIELDS = ("prompt", "model", "seconds", "size", "input_reference")
+MAX_LIST = 100
+
+
+def _jobs(gw: Gateway) -> VideoJobs:
+    return VideoJobs(gw.store, gw.settings.video_job_ttl)
+
+
+def _service(gw: Gateway) -> VideoService:
+    return VideoService(gw.settings, gw.pool, gw.client, gw.media)
+
+
+def _not_found(job_id: str) -> NotFound:
+    return NotFound(f"no video job '{job_id}'", param="video_id", code="video_not_found")
+
+
+def video_object(job: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAI ``Video`` object of a job record."""
+    error = None
+    if job.get("status") == "failed":
+        error = {"code": job.get("error_code") or "generation_failed",
+                 "message": job.get("error_message") or "the video could not be generated"}
+    return {
+        "id": job["id"],
+        "object": "video",
+        "status": job.get("status", "queued"),
+        "progress": int(job.get("progress") or 0),
+        "model": job.get("model", ""),
+        "seconds": str(job.get("seconds", "")),
+        "size": job.get("size", ""),
+        "prompt": job.get("prompt"),
+        "created_at": int(float(job.get("created_at") or 0)),
+        "completed_at": int(float(job["completed_at"])) if job.get("completed_at") else None,
+        "expires_at": int(float(job["expires_at"])) if job.get("expires_at") else None,
+        "error": error,
+        "remixed_from_video_id": None,
+    }
+
+
+@router.post("")
+async def create_video(request: Request, gw: Gateway = Depends(gateway)) -> JSONResponse:
+    fields, image = await _read_create(request, gw)
+    params = parse_params(fields.get("prompt"), fields.get("seconds"), fields.get("size"))
+    spec = gw.catalog.resolve_video(fields.get("model"))
+    if image is None and fields.get("input_reference") not in (None, ""):
+        ref = fields["input_reference"]
+        if isinstance(ref, dict):
+            ref = ref.get("image_url") or ref.get("url")
+        if not isinstance(ref, str) or not ref.strip():
+            raise InvalidRequest("`input_reference` must be an image file, an image URL or a data URI",
+                                 param="input_reference")
+        image = (await load_images([ref.strip()], gw.settings, param="input_reference"))[0]
+
+    settings, jobs = gw.settings, _jobs(gw)
+    now = time.time()
+    job: dict[str, Any] = {
+        "id": _new_id(), "model": spec.id, "seconds": params.seconds, "size": params.size,
+        "prompt": params.prompt, "created_at": int(now), "expires_at": int(now + settings.video_job_ttl),
+        "progress": 0,
+    }
+    if settings.video_drive == "poll":
+        if image is not None:  # the poll that drives the job may run on another instance
+            stored = await gw.media.put(image.data, mime=image.mime, kind="image", source="videos/input",
+                                        prompt=params.prompt[:1000])
+            job["ref_media"] = stored.id
+        job.update(status="queued")
+        await jobs.create(job, score=now)
+        return JSONResponse(video_object({k: str(v) for k, v in job.items()}))
+    job.update(status="in_progress", driver=secrets.token_hex(8), deadline=now + settings.video_timeout,
+               started_at=now)
+    await jobs.create(job, score=now)
+    outcome = await drive(jobs, _service(gw), spec, job["id"], params, image, settings.video_timeout)
+    return JSONResponse(video_object({**{k: str(v) for k, v in job.items()}, **{k: str(v) for k, v in outcome.items()}}))
+
+
+@router.get("")
+async def list_videos(
+    gw: Gateway = Depends(gateway),
+    after: str | None = None,
+    limit: int = Query(20, ge=1, le=MAX_LIST),
+    order: Literal["asc", "desc"] = "desc",
+) -> JSONResponse:
+    rows, more = await _jobs(gw).page(after=after, limit=limit, newest_first=order == "desc")
+    data = [video_object(row) for row in rows]
+    return JSONResponse({
+        "object": "list", "data": data, "has_more": more,
+        "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None,
+    })
+
+
+@router.get("/{video_id}")
+async def retrieve_video(video_id: str, gw: Gateway = Depends(gateway)) -> JSONResponse:
+    return JSONResponse(video_object(await _current(gw, video_id)))
+
+
+@router.delete("/{video_id}")
+async def delete_video(video_id: str, gw: Gateway = Depends(gateway)) -> JSONResponse:
+    jobs = _jobs(gw)
+    job = await jobs.get(video_id)
+    if job is None:
+        raise _not_found(video_id)
+    if job.get("status") == "in_progress" and float(job.get("deadline") or 0) > time.time():
+        raise InvalidRequest("the video is still being generated; delete it once it completed or failed",
+                             param="video_id", code="video_in_progress")
+    for name in ("video_media", "poster_media", "ref_media"):
+        if job.get(name):
+            await gw.media.delete(job[name])
+    await jobs.remove(video_id)
+    return JSONResponse({"id": video_id, "object": "video.deleted", "deleted": True})
+
+
+@router.api_route("/{video_id}/content", methods=["GET", "HEAD"], response_model=None)
+async def video_content(
+    video_id: str, request: Request, gw: Gateway = Depends(gateway), variant: str = "video"
+) -> Response:
+    if variant not in ("video", "thumbnail"):
+        raise InvalidRequest("`variant` must be `video` or `thumbnail` (Grok makes no spritesheet)", param="variant")
+    job = await _jobs(gw).get(video_id)
+    if job is None:
+        raise _not_found(video_id)
+    if job.get("status") != "completed":
+        raise InvalidRequest(f"the video is not ready (status {job.get('status')})", param="video_id",
+                             code="video_not_ready")
+    media_id = job.get("video_media" if variant == "video" else "poster_media")
+    item = await gw.media.get(media_id) if media_id else None
+    if item is None:
+        raise NotFound(f"video '{video_id}' has no {variant} (any more)", param="variant", code="content_not_found")
+    return await serve_media(item.filename, request)
+
+
+# -- internals ----------------------------------------------------------------------------------------------------
+
+
+def _new_id() -> str:
+    return "video_" + secrets.token_hex(16)
+
+
+async def _current(gw: Gateway, video_id: str) -> dict[str, Any]:
+    """The job as it is now; in poll mode a queued job is claimed and driven here, and a job whose driver went
+    away past its deadline is marked failed (it is not re-sent: upstream may have charged it)."""
+    jobs = _jobs(gw)
+    job = await jobs.get(video_id)
+    if job is None:
+        raise _not_found(video_id)
+    now, settings = time.time(), gw.settings
+    if job.get("status") == "queued" and settings.video_drive == "poll":
+        if await jobs.claim(video_id, secrets.token_hex(8), now + settings.video_timeout):
+            spec, params, image = await _inputs(gw, job)
+            outcome = await drive(jobs, _service(gw), spec, video_id, params, image, settings.video_timeout)
+            return {**job, **{k: str(v) for k, v in outcome.items()}}
+        job = await jobs.get(video_id) or job
+    if job.get("status") == "in_progress" and float(job.get("deadline") or 0) + 5 < now:
+        failed = {"status": "failed", "error_code": "interrupted",
+                  "error_message": "the request driving this video ended before it finished"}
+        await jobs.update(video_id, **failed)
+        job = {**job, **failed}
+    return job
+
+
+async def _inputs(gw: Gateway, job: dict[str, str]) -> tuple[VideoModelSpec, VideoParams, Attachment | None]:
+    spec = gw.catalog.resolve_video(job.get("model"))
+    params = parse_params(job.get("prompt"), job.get("seconds"), job.get("size"))
+    image = None
+    if job.get("ref_media"):
+        item = await gw.media.get(job["ref_media"])
+        data = await gw.media.read(item) if item is not None else None
+        if not data:
+            raise NotFound("the job's reference image is gone", param="input_reference")
+        image = _attachment(data)
+    return spec, params, image
+
+
+def _attachment(data: bytes) -> Attachment:
+    mime = sniff_image(data)
+    if mime is None:
+        why = "image is empty" if not data else "not a JPEG, PNG, WebP or GIF image"
+        raise InvalidRequest(f"input_reference: {why}", param="input_reference")
+    return Attachment(f"image-{hashlib.sha256(data).hexdigest()[:12]}.{EXTENSIONS[mime]}", mime, data)
+
+
+async def _read_create(request: Request, gw: Gateway) -> tuple[dict[str, Any], Attachment | None]:
+    content_type = request.headers.get("content-type", "")
+    fields: dict[str, Any] = {}
+    image: Attachment | None = None
+    if content_type.lower().startswith("multipart/form-data"):
+        boundary = next((v for k, v in _header_params(content_type) if k == "boundary"), "")
+        if not boundary:
+            raise InvalidRequest("multipart body without a boundary", param="body")
+        for name, filename, data in _parts(await request.body(), boundary.encode("latin-1")):
+            if name == "input_reference" and filename is not None:
+                if image is not None:
+                    raise InvalidRequest("one `input_reference` image per video", param="input_reference")
+                if len(data) > gw.settings.max_image_bytes:
+                    raise PayloadTooLarge(f"input_reference: image is larger than {gw.settings.max_image_bytes} "
+                                          "bytes", param="input_reference")
+                image = _attachment(data)
+            else:
+                fields[name] = data.decode("utf-8", "replace")
+    else:
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            raise InvalidRequest("request body is not valid JSON (send multipart/form-data or JSON)",
+                                 param="body") from None
+        if not isinstance(body, dict):
+            raise InvalidRequest("request body must be a JSON object", param="body")
+        fields = body
+    unknown = sorted(set(fields) - set(FIELDS))
+    if unknown:
+        raise InvalidRequest(f"unsupported field `{unknown[0]}`; a video takes {', '.join(FIELDS)}",
+                             param=unknown[0])
+    return fields, image

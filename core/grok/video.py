@@ -1,0 +1,153 @@
+"""Grok video generation (protocol §8.3): request bodies, the media post, the stream, the MP4 download.
+
+Text to video is the current dialect (D5, ``mediaGenInput.textToVideo``, no media post). Image to video is the
+D4 browser shape: the image is uploaded (v2, Imagine ``file_source``), a ``MEDIA_POST_TYPE_IMAGE`` post is made
+from its assets URL, and ``conversations/new`` with ``modelName: imagine-video-gen`` carries the image URL in the
+message, the upload in ``fileAttachments`` and ``videoGenModelConfig`` with the post as ``parentPostId``.
+
+``read_stream`` turns the chat events into progress callbacks and the final (video URL, poster URL); a stream
+that ends without a URL, with a fatal error or with a moderated result raises. ``open_asset`` streams a file
+from the assets host with the account's cookies (direct links 403 for strangers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from curl_cffi.requests.exceptions import RequestException
+
+from core.chat import stream_error
+from core.errors import FailureKind, UpstreamError
+from core.grok.classify import classify
+from core.grok.client import Credentials, GrokClient, _json_body, _network_error, _read_capped
+from core.grok.events import FinalMessage, StreamError, VideoProgress
+
+MODE_FLAG = "custom"  # §8.3 presets: custom is the default (the prompt is used as given)
+
+
+class VideoModerated(UpstreamError):
+    """Upstream finished the video but moderated it: charged, no usable file."""
+
+    def __init__(self) -> None:
+        super().__init__(FailureKind.BAD_REQUEST, "grok.com moderated the generated video")
+
+
+@dataclass(frozen=True, slots=True)
+class VideoResult:
+    video_url: str
+    poster_url: str | None
+    video_id: str
+
+
+def text_payload(prompt: str, *, aspect_ratio: str, seconds: int, resolution: str) -> dict[str, Any]:
+    """D5 (GO-HEAD, 2026-08): text to video, no media post."""
+    return {
+        "modelName": "imagine-video-gen",
+        "message": f"{prompt} --mode={MODE_FLAG}",
+        "enableImageStreaming": True,
+        "enableSideBySide": True,
+        "sendFinalMetadata": True,
+        "responseMetadata": {"experiments": [], "modelConfigOverride": {"modelMap": {}}},
+        "mediaGenInput": {"textToVideo": {
+            "prompt": prompt, "aspectRatio": aspect_ratio, "duration": seconds, "resolutionName": resolution,
+        }},
+        "kind": "CONVERSATION_KIND_IMAGINE",
+    }
+
+
+def image_payload(
+    prompt: str, *, image_url: str, file_id: str, post_id: str, aspect_ratio: str, seconds: int, resolution: str
+) -> dict[str, Any]:
+    """D4 (browser, 2026-07): image to video over a parent image post."""
+    return {
+        "temporary": True,
+        "modelName": "imagine-video-gen",
+        "message": f"{image_url}  {prompt} --mode={MODE_FLAG}".replace("   ", "  "),
+        "enableSideBySide": True,
+        "fileAttachments": [file_id],
+        "responseMetadata": {"experiments": [], "modelConfigOverride": {"modelMap": {"videoGenModelConfig": {
+            "aspectRatio": aspect_ratio, "videoLength": seconds, "resolutionName": resolution,
+            "parentPostId": post_id,
+        }}}},
+    }
+
+
+def assets_url(client: GrokClient, path: str) -> str:
+    if path.startswith(("http://", "https://")):
+        return path
+    return client.settings.grok_assets_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+async def create_image_post(client: GrokClient, creds: Credentials, media_url: str) -> str:
+    """``POST /rest/media/post/create`` for a reference image → the post id (refused → ``UpstreamError``)."""
+    response = await client._request(
+        "POST", client.url("/rest/media/post/create"), what="media post",
+        headers=client.headers(creds, referer="/imagine"),
+        json={"mediaType": "MEDIA_POST_TYPE_IMAGE", "mediaUrl": media_url},
+        limit=client.settings.connect_timeout + 30,
+    )
+    post = _json_body(response, "media post").get("post")
+    post_id = post.get("id") if isinstance(post, dict) else None
+    if not post_id:
+        raise UpstreamError(FailureKind.SERVER, "grok.com media post answer carries no post id")
+    return str(post_id)
+
+
+async def read_stream(
+    events: AsyncIterator[object], on_progress: Callable[[int], Awaitable[None]]
+) -> VideoResult:
+    """The video stream → its result. Completion = a progress line with a video URL that is not moderated."""
+    result: VideoResult | None = None
+    moderated = False
+    async for event in events:
+        if isinstance(event, StreamError):
+            if event.fatal:
+                raise stream_error(event)
+        elif isinstance(event, VideoProgress):
+            if event.moderated:
+                moderated = True
+            elif event.url and (event.url.split("?")[0].endswith(".mp4") or "/content" in event.url):
+                result = VideoResult(event.url, event.thumbnail_url, event.video_id)
+            if result is None and not moderated:
+                await on_progress(max(0, min(int(event.progress), 99)))
+        elif isinstance(event, FinalMessage) and event.stream_errors:
+            raise UpstreamError(FailureKind.STREAM, f"grok.com reported: {'; '.join(event.stream_errors)[:300]}")
+    if result is not None:
+        return result
+    if moderated:
+        raise VideoModerated()
+    raise UpstreamError(FailureKind.STREAM, "grok.com finished without a video")
+
+
+async def open_asset(
+    client: GrokClient, creds: Credentials, url: str, *, what: str = "video download"
+) -> tuple[Any, AsyncIterator[bytes]]:
+    """A streamed GET of a generated file: the assets host (and grok.com) with the account's cookies, any other
+    https host (imagine-public) without them. The caller closes the response (``await response.aclose()``)."""
+    settings = client.settings
+    url = assets_url(client, url)
+    own = {urlsplit(settings.grok_base_url).netloc, urlsplit(settings.grok_assets_url).netloc}
+    headers = client.headers(creds, content_type=None, statsig=False) if urlsplit(url).netloc in own else {
+        "User-Agent": creds.user_agent or settings.user_agent}
+    headers["Accept"] = "video/mp4,*/*"
+    try:
+        async with asyncio.timeout(settings.first_byte_timeout):
+            response = await client.session.request(
+                "GET", url, headers=headers, stream=True,
+                timeout=(settings.connect_timeout, settings.stream_idle_timeout),
+            )
+    except TimeoutError:
+        raise UpstreamError(FailureKind.TIMEOUT, f"the {what} sent no headers in time") from None
+    except RequestException as exc:
+        raise _network_error(exc, what) from None
+    if response.status_code != 200:
+        try:
+            body = await _read_capped(response)
+        finally:
+            await response.aclose()
+        raise classify(response.status_code, dict(response.headers), body, what=what)
+    return response, response.aiter_content()

@@ -1,0 +1,326 @@
+"""Video generation jobs over pooled accounts: validation, the job record in the store, driving one job.
+
+A job is one upstream call (protocol §8.3) on one leased account: text to video (D5 ``textToVideo``) or one
+reference image to video (D4: upload, image post, ``videoGenModelConfig``). The lease is on the model's media
+quota kind — ``video`` at 480p, ``video_720p`` at 720p — and it fails over to another account while upstream
+has not accepted the call; once accepted, upstream has charged it, so it is settled as charged and never
+repeated (the same rules and code as images: ``ImageService._leased``). The MP4 is streamed from the assets
+host with the account's cookies into the media store (``put_stream``; never whole in memory) after its first
+box is checked (``ftyp``); the poster (``thumbnailImageUrl``) is stored as an image when upstream gives one.
+
+Job state lives in the store, a hash per job with a TTL (``VIDEO_JOB_TTL``) plus one sorted set for listing,
+so any instance answers a poll. Nothing runs after a request ends: the job is driven inside a request, either
+``POST /v1/videos`` itself (``VIDEO_DRIVE=inline``) or the first ``GET`` that claims it (``VIDEO_DRIVE=poll``;
+the claim is one atomic script, so one instance drives). The upstream stream cannot be resumed, so the driving
+request runs the job to its end, bounded by ``VIDEO_TIMEOUT``. A job whose driver died (instance frozen or
+killed) is ``failed`` once its deadline has passed — it is never re-sent, as upstream may have charged it.
+
+Store commands per job: create 4 (pipeline: HSET, EXPIRE, ZADD, ZREMRANGEBYSCORE), claim 1 (poll mode), at
+most 4 progress writes, 1 final write, lease + settle 2 (+1 renew per half LEASE_TTL), media records 1–2
+(+1 for a poll-mode reference image); each poll 1 (HGETALL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from core.attachments import Attachment, sniff_image
+from core.catalog import VideoModelSpec
+from core.errors import FailureKind, GatewayError, InvalidRequest, UpstreamError
+from core.grok import imagine, video
+from core.grok.client import Credentials, GrokClient
+from core.images import ImageService
+from core.media import MediaItem, MediaStore
+from core.pool import Lease, TokenPool
+from core.settings import Settings
+from core.store.base import Script, Store
+
+log = logging.getLogger("grok2api")
+
+# OpenAI-style sizes → (aspect ratio, resolution). The pixel sizes are what grok.com renders (short side 480
+# or 720); other sizes are refused before anything is sent.
+SIZES: dict[str, tuple[str, str]] = {
+    "480x854": ("9:16", "480p"),
+    "854x480": ("16:9", "480p"),
+    "480x720": ("2:3", "480p"),
+    "720x480": ("3:2", "480p"),
+    "480x480": ("1:1", "480p"),
+    "720x1280": ("9:16", "720p"),
+    "1280x720": ("16:9", "720p"),
+    "720x1080": ("2:3", "720p"),
+    "1080x720": ("3:2", "720p"),
+    "720x720": ("1:1", "720p"),
+}
+DEFAULT_SIZE = "480x854"  # 480p: the `video` product every plan has (Basic has no 720p quota)
+DEFAULT_SECONDS = 6
+MIN_SECONDS, MAX_SECONDS = 1, 15  # D5: duration 1–15 s in one call (longer clips need extension rounds)
+MAX_PROMPT = 4000
+PROGRESS_STEP = 25  # write progress to the store at most every this many points
+JOB_PREFIX = "video_"
+
+# queued → in_progress, atomically, for one driver. KEYS[1] job; ARGV: driver, deadline, started.
+CLAIM = Script("video_claim", """
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'in_progress', 'driver', ARGV[1], 'deadline', ARGV[2], 'started_at', ARGV[3])
+return 1
+""")
+
+
+@dataclass(frozen=True, slots=True)
+class VideoParams:
+    prompt: str
+    seconds: int
+    size: str
+    aspect_ratio: str
+    resolution: str
+
+
+def parse_params(prompt: object, seconds: object, size: object) -> VideoParams:
+    """Everything a job could get wrong, checked before anything is stored or sent."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidRequest("`prompt` is required", param="prompt")
+    if len(prompt) > MAX_PROMPT:
+        raise InvalidRequest(f"`prompt` is longer than {MAX_PROMPT} characters", param="prompt")
+    if seconds is None or seconds == "":
+        count = DEFAULT_SECONDS
+    else:
+        text = str(seconds).strip()
+        if isinstance(seconds, bool) or not text.isdigit() or not MIN_SECONDS <= int(text) <= MAX_SECONDS:
+            raise InvalidRequest(f"`seconds` must be a whole number from {MIN_SECONDS} to {MAX_SECONDS} "
+                                 "(one Grok video call)", param="seconds")
+        count = int(text)
+    size = DEFAULT_SIZE if size in (None, "") else size
+    if not isinstance(size, str) or size.strip().lower() not in SIZES:
+        raise InvalidRequest(f"`size` must be one of {', '.join(SIZES)}", param="size")
+    size = size.strip().lower()
+    aspect, resolution = SIZES[size]
+    return VideoParams(prompt.strip(), count, size, aspect, resolution)
+
+
+def quota_kind(spec: VideoModelSpec, params: VideoParams) -> str:
+    return "video_720p" if params.resolution == "720p" else spec.quota
+
+
+def new_job_id() -> str:
+    return JOB_PREFIX + secrets.token_hex(16)
+
+
+def is_job_id(value: str) -> bool:
+    rest = value.removeprefix(JOB_PREFIX)
+    return value.startswith(JOB_PREFIX) and len(rest) == 32 and all(c in "0123456789abcdef" for c in rest)
+
+
+@dataclass(frozen=True, slots=True)
+class VideoOut:
+    video: MediaItem
+    poster: MediaItem | None
+    account_id: str
+
+
+class VideoJobs:
+    """The job records: ``video:<id>`` hashes (TTL) and the ``videos`` sorted set (score: created_at)."""
+
+    def __init__(self, store: Store, ttl: float) -> None:
+        self.store = store
+        self.ttl = int(ttl)
+
+    def key(self, job_id: str) -> str:
+        return self.store.key("video", job_id)
+
+    @property
+    def index(self) -> str:
+        return self.store.key("videos")
+
+    async def create(self, job: dict[str, Any], *, score: float) -> None:
+        """``score``: the creation time with sub-second precision (the list order)."""
+        flat: list[str | int | float] = []
+        for field, value in job.items():
+            if value is not None:
+                flat += [field, value]
+        now = score
+        await self.store.pipeline([
+            ["HSET", self.key(job["id"]), *flat],
+            ["EXPIRE", self.key(job["id"]), self.ttl],
+            ["ZADD", self.index, now, job["id"]],
+            ["ZREMRANGEBYSCORE", self.index, "-inf", now - self.ttl],
+        ])
+
+    async def get(self, job_id: str) -> dict[str, str] | None:
+        if not is_job_id(job_id):
+            return None
+        raw = await self.store.call("HGETALL", self.key(job_id))
+        job = _hash(raw)
+        return job or None
+
+    async def update(self, job_id: str, **fields: str | int | float) -> None:
+        flat: list[str | int | float] = []
+        for field, value in fields.items():
+            flat += [field, value]
+        await self.store.call("HSET", self.key(job_id), *flat)
+
+    async def claim(self, job_id: str, driver: str, deadline: float) -> bool:
+        return bool(await self.store.run(CLAIM, [self.key(job_id)], [driver, deadline, time.time()]))
+
+    async def page(self, *, after: str | None, limit: int, newest_first: bool) -> tuple[list[dict[str, str]], bool]:
+        ids = await self.store.call("ZREVRANGE" if newest_first else "ZRANGE", self.index, 0, -1)
+        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in ids or []]
+        if after:
+            if after not in ids:
+                raise InvalidRequest(f"`after`: no video job '{after}'", param="after")
+            ids = ids[ids.index(after) + 1:]
+        chosen = ids[: limit + 1]
+        if not chosen:
+            return [], False
+        rows = await self.store.pipeline([["HGETALL", self.key(i)] for i in chosen[:limit]])
+        jobs = [_hash(r) for r in rows if not isinstance(r, Exception)]
+        return [j for j in jobs if j], len(chosen) > limit
+
+    async def remove(self, job_id: str) -> None:
+        await self.store.pipeline([["DEL", self.key(job_id)], ["ZREM", self.index, job_id]])
+
+
+def _hash(raw: Any) -> dict[str, str]:
+    if isinstance(raw, dict):
+        items = list(raw.items())
+    else:
+        values = list(raw or [])
+        items = list(zip(values[::2], values[1::2], strict=False))
+    return {_text(k): _text(v) for k, v in items}
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class VideoService(ImageService):
+    """One upstream video call under a lease (failover before acceptance, charged as upstream charged)."""
+
+    def __init__(self, settings: Settings, pool: TokenPool, client: GrokClient, media: MediaStore) -> None:
+        super().__init__(settings, pool, client)
+        self.media = media
+
+    async def generate(
+        self, spec: VideoModelSpec, params: VideoParams, image: Attachment | None,
+        on_progress: Callable[[int], Awaitable[None]],
+    ) -> VideoOut:
+        leased = replace(spec, quota=quota_kind(spec, params))  # the lease's media kind for this resolution
+
+        async def attempt(creds: Credentials, lease: Lease, progress: imagine.Progress) -> VideoOut:
+            if image is None:
+                payload = video.text_payload(params.prompt, aspect_ratio=params.aspect_ratio,
+                                             seconds=params.seconds, resolution=params.resolution)
+            else:
+                uploaded = await imagine.upload(self.client, creds, name=image.name, mime=image.mime, data=image.data)
+                image_url = video.assets_url(self.client, uploaded.uri) if uploaded.uri else ""
+                if not image_url:
+                    raise UpstreamError(FailureKind.SERVER, "grok.com upload answer carries no file URI")
+                post_id = await video.create_image_post(self.client, creds, image_url)
+                payload = video.image_payload(
+                    params.prompt, image_url=image_url, file_id=uploaded.file_id, post_id=post_id,
+                    aspect_ratio=params.aspect_ratio, seconds=params.seconds, resolution=params.resolution,
+                )
+            events = imagine.stream_conversation(self.client, creds, payload, progress, referer="/imagine",
+                                                 what="video generation")
+            result = await video.read_stream(events, on_progress)
+            stored = await self._store_video(creds, result.video_url, params.prompt, spec.id)
+            poster = await self._store_poster(creds, result.poster_url, params.prompt, spec.id)
+            return VideoOut(stored, poster, creds.account_id)
+
+        return await self._leased(leased, attempt)  # type: ignore[arg-type]
+
+    async def _store_video(self, creds: Credentials, url: str, prompt: str, model: str) -> MediaItem:
+        response, chunks = await video.open_asset(self.client, creds, url)
+        try:
+            head = b""
+            async for chunk in chunks:
+                head += chunk
+                if len(head) >= 12:
+                    break
+            if len(head) < 12 or head[4:8] != b"ftyp":
+                raise UpstreamError(FailureKind.STREAM, "grok.com's video file is not an MP4 (no ftyp box)")
+
+            async def body() -> AsyncIterator[bytes]:
+                yield head
+                async for chunk in chunks:
+                    yield chunk
+
+            return await self.media.put_stream(body(), mime="video/mp4", kind="video", account_id=creds.account_id,
+                                               source=f"videos:{model}", prompt=prompt[:1000])
+        finally:
+            with contextlib.suppress(Exception):
+                await response.aclose()
+
+    async def _store_poster(self, creds: Credentials, url: str | None, prompt: str, model: str) -> MediaItem | None:
+        if not url:
+            return None
+        data = await imagine.fetch_image(self.client, creds, video.assets_url(self.client, url))
+        mime = sniff_image(data) if data else None
+        if data is None or mime is None:
+            log.info("video poster %s could not be fetched; the job goes on without it", url)
+            return None
+        return await self.media.put(data, mime=mime, kind="image", account_id=creds.account_id,
+                                    source=f"videos/poster:{model}", prompt=prompt[:1000])
+
+
+async def drive(
+    jobs: VideoJobs, service: VideoService, spec: VideoModelSpec, job_id: str, params: VideoParams,
+    image: Attachment | None, timeout: float,
+) -> dict[str, str | int | float]:
+    """Run one claimed job to its end (completed or failed) and write the outcome; returns the fields written."""
+    written = 0
+
+    async def on_progress(value: int) -> None:
+        nonlocal written
+        if value >= written + PROGRESS_STEP:
+            written = value
+            try:
+                await jobs.update(job_id, progress=value)
+            except GatewayError as exc:  # progress is best effort; the outcome write is not
+                log.info("video %s: progress not written (%s)", job_id, exc.message)
+
+    fields: dict[str, str | int | float]
+    try:
+        async with asyncio.timeout(timeout):
+            out = await service.generate(spec, params, image, on_progress)
+        fields = {"status": "completed", "progress": 100, "completed_at": int(time.time()),
+                  "video_media": out.video.id, "account": out.account_id}
+        if out.poster is not None:
+            fields["poster_media"] = out.poster.id
+    except TimeoutError:
+        fields = _failed("timeout", f"the video did not finish within {timeout:g}s")
+    except video.VideoModerated as exc:
+        fields = _failed("content_policy_violation", exc.message)
+    except GatewayError as exc:
+        fields = _failed(str(getattr(exc, "code", None) or "generation_failed"), exc.message)
+    except asyncio.CancelledError:
+        await asyncio.shield(_write(jobs, job_id, _failed("cancelled", "the request driving this video ended")))
+        raise
+    except Exception as exc:
+        log.exception("video %s failed: %s", job_id, exc)
+        fields = _failed("internal_error", "internal error; the gateway logged the details")
+    await _write(jobs, job_id, fields)
+    return fields
+
+
+def _failed(code: str, message: str) -> dict[str, str | int | float]:
+    return {"status": "failed", "error_code": code, "error_message": message[:500]}
+
+
+async def _write(jobs: VideoJobs, job_id: str, fields: dict[str, str | int | float]) -> None:
+    """The outcome write, riding out a short store outage (a lost write shows as failed after the deadline)."""
+    delay = 0.1
+    for _ in range(4):
+        try:
+            await jobs.update(job_id, **fields)
+            return
+        except GatewayError as exc:
+            log.warning("video %s: outcome not written yet (%s)", job_id, exc.message)
+            await asyncio.sleep(delay)
+            delay *= 2
