@@ -15,8 +15,8 @@ the claim is one atomic script, so one instance drives). The upstream stream can
 request runs the job to its end, bounded by ``VIDEO_TIMEOUT``. A job whose driver died (instance frozen or
 killed) is ``failed`` once its deadline has passed — it is never re-sent, as upstream may have charged it.
 
-Store commands per job: create 4 (pipeline: HSET, EXPIRE, ZADD, ZREMRANGEBYSCORE), claim 1 (poll mode), at
-most 4 progress writes, 1 final write, lease + settle 2 (+1 renew per half LEASE_TTL), media records 1–2
+Store commands per job: create 1 (a script: HSET, EXPIRE, ZADD, ZREMRANGEBYSCORE), claim 1 (poll mode), at
+most 3 progress writes, 1 final write, lease + settle 2 (+1 renew per half LEASE_TTL), media records 1–2
 (+1 for a poll-mode reference image); each poll 1 (HGETALL).
 """
 
@@ -64,6 +64,15 @@ MIN_SECONDS, MAX_SECONDS = 1, 15  # D5: duration 1–15 s in one call (longer cl
 MAX_PROMPT = 4000
 PROGRESS_STEP = 25  # write progress to the store at most every this many points
 JOB_PREFIX = "video_"
+
+# One command for a new job. KEYS: job hash, index zset; ARGV: ttl, score, id, then field/value pairs.
+CREATE = Script("video_create", """
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[1]))
+return 1
+""")
 
 # queued → in_progress, atomically, for one driver. KEYS[1] job; ARGV: driver, deadline, started.
 CLAIM = Script("video_claim", """
@@ -144,13 +153,7 @@ class VideoJobs:
         for field, value in job.items():
             if value is not None:
                 flat += [field, value]
-        now = score
-        await self.store.pipeline([
-            ["HSET", self.key(job["id"]), *flat],
-            ["EXPIRE", self.key(job["id"]), self.ttl],
-            ["ZADD", self.index, now, job["id"]],
-            ["ZREMRANGEBYSCORE", self.index, "-inf", now - self.ttl],
-        ])
+        await self.store.run(CREATE, [self.key(job["id"]), self.index], [self.ttl, score, job["id"], *flat])
 
     async def get(self, job_id: str) -> dict[str, str] | None:
         if not is_job_id(job_id):

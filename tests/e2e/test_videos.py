@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from core.pool.tokens import account_id
 from tests.e2e.conftest import API_KEY, Deployment
 from tests.e2e.media import data_uri, png
 
@@ -72,6 +73,10 @@ def test_create_retrieve_download(videos: Deployment, sent: list[dict]) -> None:
     assert (video.progress, video.seconds, video.size, video.model) == (100, "8", "480x854", "grok-imagine-video")
     assert video.completed_at and video.expires_at and video.expires_at > video.created_at
     assert _charged(videos, "video") == before + 1  # one job, one unit of the `video` product
+    accounts = {a["id"]: a for a in videos.admin("GET", "/admin/tokens").json()["data"]}
+    for token in videos.tokens:  # the pool's view of the product is what grok.com says is left
+        assert accounts[account_id(token)]["media"]["video"]["remaining"] == \
+            videos.sim.state.quota(token, "video").remaining
     gen = sent[-1]["mediaGenInput"]["textToVideo"]
     assert (gen["duration"], gen["aspectRatio"], gen["resolutionName"]) == (8, "9:16", "480p")
 
@@ -239,3 +244,30 @@ def test_a_job_whose_driver_died_fails_after_its_deadline(
         client.close()
         video = deployment.client().videos.retrieve(created.id)
     assert video.status == "failed" and video.error is not None and video.error.code == "interrupted"
+
+
+def test_store_commands_per_job(deploy: Callable[..., Deployment], tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Client-side (billed) store commands: a whole inline job, then one poll and one download."""
+    from api._app import create_app
+    from tests.support.asgi import ThreadedServer
+
+    base = deploy(data_dir=tmp_path_factory.mktemp("count-media"))
+    base.add_accounts(1, tier="super")
+    app = create_app(base.settings)  # a second instance on the same store, whose counter we can read
+    server = ThreadedServer(app).start()
+    try:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key=API_KEY, max_retries=0)
+        client.videos.create(prompt="warm up", seconds="6")  # the first lease refreshes quota
+        store = app.state.gateway._gateway.store
+        start = store.commands_sent
+        video = client.videos.create(prompt="count me", seconds="6")
+        created = store.commands_sent - start
+        client.videos.retrieve(video.id)
+        polled = store.commands_sent - start - created
+        client.videos.download_content(video.id).read()
+        downloaded = store.commands_sent - start - created - polled
+    finally:
+        server.stop()
+    print(f"store commands: job {created}, poll {polled}, download {downloaded}")
+    assert video.status == "completed"
+    assert created <= 9 and polled == 1 and downloaded <= 2
