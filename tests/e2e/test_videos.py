@@ -271,3 +271,49 @@ def test_store_commands_per_job(deploy: Callable[..., Deployment], tmp_path_fact
     print(f"store commands: job {created}, poll {polled}, download {downloaded}")
     assert video.status == "completed"
     assert created <= 9 and polled == 1 and downloaded <= 2
+
+
+def test_sdk_create_and_poll_in_both_modes(
+    videos: Deployment, deploy: Callable[..., Deployment], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    polled = deploy(data_dir=tmp_path_factory.mktemp("poll-media"), video_drive="poll")
+    polled.add_accounts(1, tier="super")
+    for deployment in (videos, polled):
+        video = deployment.client().videos.create_and_poll(prompt="a slow sunrise", seconds="4", poll_interval_ms=50)
+        assert video.status == "completed", video.error
+        assert _is_mp4(deployment.client().videos.download_content(video.id).read())
+
+
+def test_poll_mode_progress_is_seen_by_another_instance(
+    deploy: Callable[..., Deployment], tmp_path_factory: pytest.TempPathFactory, sim
+) -> None:
+    import threading
+    import time
+
+    shared = {"store_prefix": f"e2e-{uuid.uuid4().hex[:10]}:", "data_dir": tmp_path_factory.mktemp("progress-media"),
+              "video_drive": "poll"}
+    driver_side, watcher = deploy(**shared), deploy(**shared)
+    driver_side.add_accounts(1, tier="super")
+    sim.state.config.video_duration = 2.0  # progress lines 0.2 s apart
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            calls = _video_calls(driver_side)
+            created = driver_side.client().videos.create(prompt="a slow tide", seconds="6")
+            results: list[object] = []
+            thread = threading.Thread(target=lambda: results.append(driver_side.client().videos.retrieve(created.id)))
+            thread.start()
+            seen: list[tuple[str, int]] = []
+            deadline = time.monotonic() + 20
+            while thread.is_alive() and time.monotonic() < deadline:
+                video = watcher.client().videos.retrieve(created.id)  # never a second driver
+                seen.append((video.status, video.progress))
+                time.sleep(0.1)
+            thread.join(20)
+    finally:
+        sim.state.config.video_duration = 0.0
+    assert results and results[0].status == "completed"  # type: ignore[attr-defined]
+    in_progress = [p for s, p in seen if s == "in_progress"]
+    assert in_progress and max(in_progress) >= 25 and all(0 <= p < 100 for p in in_progress)
+    assert all(s in ("in_progress", "completed") for s, _ in seen)
+    assert _video_calls(driver_side) == calls + 1  # one driver, one upstream call
