@@ -28,7 +28,7 @@ from core.attachments import EXTENSIONS, Attachment, load_images, sniff_image
 from core.catalog import VideoModelSpec
 from core.errors import InvalidRequest, NotFound, PayloadTooLarge
 from core.gateway import Gateway
-from core.videos import VideoJobs, VideoParams, VideoService, drive, parse_params
+from core.videos import DEFAULT_SIZE, SIZES, VideoJobs, VideoParams, VideoService, drive, parse_params
 
 router = APIRouter(prefix="/v1/videos", dependencies=[Depends(client_auth)], tags=["videos"])
 FIELDS = ("prompt", "model", "seconds", "size", "input_reference")
@@ -70,7 +70,22 @@ def video_object(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.post("")
+_CREATE_FIELDS: dict[str, Any] = {
+    "prompt": {"type": "string", "minLength": 1, "maxLength": 4000},
+    "model": {"type": "string", "example": "grok-imagine-video"},
+    "seconds": {"type": "string", "enum": [str(n) for n in range(1, 16)], "default": "6"},
+    "size": {"type": "string", "enum": list(SIZES), "default": DEFAULT_SIZE},
+}
+_CREATE_BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["prompt"], "properties": {
+        **_CREATE_FIELDS, "input_reference": {"type": "string", "format": "binary"}}}},
+    "application/json": {"schema": {"type": "object", "required": ["prompt"], "additionalProperties": False,
+                                    "properties": {**_CREATE_FIELDS, "input_reference": {
+                                        "type": "string", "description": "an image URL or data URI"}}}},
+}}}
+
+
+@router.post("", openapi_extra=_CREATE_BODY)
 async def create_video(request: Request, gw: Gateway = Depends(gateway)) -> JSONResponse:
     fields, image = await _read_create(request, gw)
     params = parse_params(fields.get("prompt"), fields.get("seconds"), fields.get("size"))
