@@ -50,6 +50,27 @@ RULES: list[tuple[str, str, str, str]] = [
      r"responses/test_input_items\.py::.*with_all_params", r"invalid `query\.limit`"),
     (FIXTURE, "`previous_response_id: resp_123`, an example id no response has (the 404 is right)",
      r"responses/test_input_tokens\.py::.*with_all_params", r"Previous response with id 'resp_123' not found"),
+    # openai: images (checked by hand 2026-12-01 against the simulator: the refused parameters removed one at a
+    # time, each call then answered 200, with a real JPEG for the edits)
+    (DECLINED, "image variations (`POST /v1/images/variations`, dall-e-2 only and deprecated by the SDK): Grok "
+               "Imagine has no variation operation",
+     r"test_images\.py::.*_create_variation", r"404 - Unknown path POST /v1/images/variations"),
+    (FIXTURE, "the example's image is the bytes `Example data`, not an image (JPEG/PNG/WebP/GIF are sniffed); with "
+              "a real JPEG the same call answers 200",
+     r"test_images\.py::.*_edit_overload_1", r"image #0: not a JPEG, PNG, WebP or GIF image"),
+    (HONOUR, "`stream: true` on `/v1/images/edits`: the Grok edit dialect streams no previews, so a streamed edit is "
+             "refused (400); the same call without `stream` answers 200",
+     r"test_images\.py::.*_edit_overload_2", r"`stream` is not supported for image edits"),
+    (HONOUR, "`mask` is refused (Grok edits the whole image from the prompt); also refused in the same request: "
+             "`background: transparent`, `output_format: png` (Grok returns opaque JPEG), and `model: gpt-image-1.5` "
+             "is no image model here (404; `MODEL_ALIASES` cannot name image models); without those it answers 200 "
+             "(the unknown `complexity`, `frame_count`, `svg`, `markup`, ... are ignored)",
+     r"test_images\.py::.*_edit_with_all_params_overload_[12]", r"`mask` is not supported"),
+    (HONOUR, "`background: transparent` is refused (Grok Imagine images are opaque JPEG); also refused in the same "
+             "request: `output_format: png`, `model: gpt-image-2.5-flare` (no image model here: 404), and in the "
+             "streamed overload `response_format: url` (a streamed answer is `b64_json`); without those it answers "
+             "200 (`moderation`, `quality`, `style`, `user` are accepted without effect)",
+     r"test_images\.py::.*_generate_with_all_params_overload_[12]", r"`background`: Grok Imagine images are opaque"),
     # anthropic
     (FIXTURE, "the example tool's `input_schema` is not JSON Schema (`properties: {location: \"bar\"}`); with a valid "
               "schema the same request (every other parameter) answers 200",

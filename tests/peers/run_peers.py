@@ -53,9 +53,15 @@ SUITES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "openai": ("openai", "/v1", ("tests/api_resources/chat/test_completions.py",
                           "tests/api_resources/chat/completions",
                           "tests/api_resources/test_responses.py",
-                          "tests/api_resources/responses")),
+                          "tests/api_resources/responses",
+                          "tests/api_resources/test_images.py")),
     "anthropic": ("anthropic", "", ("tests/api_resources/test_messages.py",
                                 "tests/api_resources/messages")),
+}
+# Peer test files deliberately not run, and why (written to results.md under the table).
+LEFT_OUT = {
+    "openai": {"tests/api_resources/test_videos.py": "the gateway had no `/v1/videos` routes when the media suites were "
+               "added (2026-12-01); add the file to `SUITES` and classify its failures once they land"},
 }
 SUITE_TIMEOUT = 600  # seconds per suite
 PYTEST_ARGS = ("-p", "no:cacheprovider", "-o", "addopts=", "-q", "--tb=short", "-rN")
@@ -157,6 +163,7 @@ def start_stack(stack: ExitStack) -> str:
     settings = Settings(
         api_keys=API_KEYS, admin_password=admin, redis_url=redis.url, store_prefix=f"peers-{uuid.uuid4().hex[:8]}:",
         grok_base_url=sim.base_url, grok_assets_url=sim.assets_url, grok_ws_url=sim.ws_url,
+        grok_imagine_ws_url=sim.imagine_ws_url, data_dir=data / "gateway",
         allow_private_urls=True, model_aliases=MODEL_ALIASES, first_byte_timeout=10.0, stream_idle_timeout=10.0,
     )
     gateway = ThreadedServer(create_app(settings)).start()
@@ -278,6 +285,10 @@ def write_results(runs: list[SuiteRun], path: Path, seconds: float) -> None:
         if run.error:
             lines.append(f"| {run.name} {run.version} | (the suite did not run) | – | – | – |")
     lines.append(f"| **total** | | **{totals['passed']}** | **{totals['failed']}** | **{totals['skipped']}** |")
+    left_out = [(run, file, why) for run in runs for file, why in LEFT_OUT.get(run.name, {}).items()]
+    if left_out:
+        lines.append("")
+        lines += [f"Not run: {run.name} {run.version} `{file}`: {why}." for run, file, why in left_out]
     failed = [c for run in runs for c in run.cases if c.outcome == "failed"]
     lines += ["", "## Failures by class", "", "| class | failures | meaning |", "|---|---|---|"]
     for klass, meaning in CLASSES.items():

@@ -1,0 +1,224 @@
+"""Media on the serverless platforms: a large object never leaves a Vercel function or a Lambda invocation as a
+body (Vercel buffers at most 4.5 MB, Lambda 6 MB through Mangum); ``/media/{id}`` answers a redirect to the
+bucket instead. The bucket is a real S3 API over HTTP (moto in server mode, created here); the object is put by
+the test through ``MediaStore`` on the same Redis, key prefix and bucket the app uses, as the gateway itself
+would have stored it.
+
+* Vercel: ``api/index.py`` served by the Vercel runtime model (``tests/deploy/vercel_runtime.py``, ``VERCEL=1``),
+  configured by environment variables only.
+* Lambda: API Gateway HTTP API (v2) and REST API (v1) events through ``LambdaHandler(load_app())`` (what
+  ``adapters.lambda_handler.handler`` is) with ``AWS_LAMBDA_FUNCTION_NAME`` set, on the Lambda runtime model
+  (``tests/deploy/lambda_events.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+from moto.server import ThreadedMotoServer
+
+from adapters.entry import load_app
+from adapters.lambda_handler import LambdaHandler
+from core.media import MediaItem, MediaStore
+from core.settings import Settings
+from core.store import open_store
+from tests.deploy.conftest import settings_env
+from tests.deploy.lambda_events import LambdaRuntime, http_event, response_body, response_json
+from tests.deploy.test_vercel_entry import VercelFunction, start_function
+from tests.support.net import free_port
+
+BUCKET = "g2a-media-platforms"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+BIG = 6 * 1024 * 1024 + 12345  # over Vercel's 4.5 MB and Lambda's 6 MB buffered-response limits
+SMALL_BODY = 4096
+JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40  # a redirect's body, if any, is a few bytes; never the object
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials for the in-process boto3 (the test's own puts, the Lambda app)."""
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+
+
+def s3_settings(make_settings, moto_url: str) -> Settings:
+    return make_settings(media_backend="s3", s3_bucket=BUCKET, s3_endpoint_url=moto_url, s3_region="us-east-1",
+                         s3_prefix=f"p{uuid.uuid4().hex[:6]}/")
+
+
+def put_big(settings: Settings, data: bytes) -> MediaItem:
+    """Store ``data`` the way the gateway stores a video: chunk by chunk (S3 multipart), record in Redis."""
+
+    async def put() -> MediaItem:
+        store = open_store(settings)
+        media = MediaStore.from_settings(settings, store, environ={})
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, len(data), 1024 * 1024):
+                yield data[start:start + 1024 * 1024]
+
+        try:
+            return await media.put_stream(chunks(), mime="video/mp4", kind="video", source="test")
+        finally:
+            await store.close()
+
+    return asyncio.run(put())
+
+
+def payload() -> bytes:
+    return os.urandom(1024) * (BIG // 1024) + os.urandom(BIG % 1024)
+
+
+def assert_presigned_redirect(status: int, headers: dict[str, str], body: bytes, moto_url: str,
+                              settings: Settings, item: MediaItem) -> str:
+    assert status == 302, (status, headers, body[:300])
+    assert len(body) < SMALL_BODY
+    location = headers["location"]
+    assert location.startswith(f"{moto_url}/{BUCKET}/{settings.s3_prefix}{item.filename}?"), location
+    assert "X-Amz-Signature=" in location
+    assert headers["cache-control"].startswith("private, max-age=")
+    return location
+
+
+def assert_bucket_serves(location: str, data: bytes) -> None:
+    fetched = httpx.get(location, timeout=30)
+    assert fetched.status_code == 200, fetched.text[:300]
+    assert hashlib.sha256(fetched.content).digest() == hashlib.sha256(data).digest()
+
+
+# -- Vercel -------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vercel_s3(make_settings, moto_url: str, tmp_path_factory) -> Iterator[tuple[VercelFunction, Settings]]:
+    settings = s3_settings(make_settings, moto_url)
+    fn = start_function(tmp_path_factory.mktemp("vercel-media"), {**settings_env(settings), **CREDENTIALS})
+    yield fn, settings
+    fn.stop()
+
+
+def test_vercel_large_media_leaves_as_a_redirect(vercel_s3, moto_url: str, aws_credentials) -> None:
+    fn, settings = vercel_s3
+    data = payload()
+    item = put_big(settings, data)
+    assert item.size == BIG
+    for name in (item.filename, item.id):  # with and without the extension
+        with httpx.stream("GET", f"{fn.url}/media/{name}", timeout=30, follow_redirects=False) as response:
+            body = b"".join(response.iter_raw())  # what left the function, whatever Content-Length says
+            assert "content-length" not in response.headers or int(response.headers["content-length"]) < SMALL_BODY
+            location = assert_presigned_redirect(response.status_code, dict(response.headers), body, moto_url,
+                                                 settings, item)
+    assert_bucket_serves(location, data)
+    head = httpx.head(f"{fn.url}/media/{item.filename}", timeout=30, follow_redirects=False)
+    assert head.status_code == 302
+    presigned_head = httpx.head(head.headers["location"], timeout=30)  # a HEAD-signed URL
+    assert presigned_head.status_code == 200 and int(presigned_head.headers["content-length"]) == BIG
+
+
+def test_vercel_unknown_media_is_404(vercel_s3) -> None:
+    fn, _ = vercel_s3
+    response = httpx.get(f"{fn.url}/media/{'A' * 24}.mp4", timeout=30, follow_redirects=False)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "media_not_found"
+
+
+def put_local(settings: Settings) -> MediaItem:
+    """A record (and a file) written by an instance with a disk, e.g. a container sharing the same Redis."""
+
+    async def put() -> MediaItem:
+        store = open_store(settings)
+        try:
+            return await MediaStore.from_settings(settings, store, environ={}).put(JPEG, mime="image/jpeg")
+        finally:
+            await store.close()
+
+    return asyncio.run(put())
+
+
+def test_vercel_without_a_bucket_refuses_local_media(make_settings, tmp_path: Path) -> None:
+    """No S3 on Vercel: a link to a stored item answers 503 naming S3_BUCKET (no lasting disk to serve from)."""
+    settings = make_settings(media_backend="local", data_dir=tmp_path / "data")
+    item = put_local(settings)
+    fn = start_function(tmp_path, settings_env(settings))
+    try:
+        response = httpx.get(f"{fn.url}/media/{item.filename}", timeout=30, follow_redirects=False)
+    finally:
+        fn.stop()
+    assert response.status_code == 503, response.text
+    error = response.json()["error"]
+    assert error["code"] == "media_unavailable" and "S3_BUCKET" in error["message"]
+
+
+# -- Lambda -------------------------------------------------------------------------------------------------------
+
+
+def lambda_runtime(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> LambdaRuntime:
+    """``adapters.lambda_handler.handler`` as a Lambda execution environment builds it: from the environment."""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "grok2api-prod-api")
+    for name, value in settings_env(settings).items():
+        monkeypatch.setenv(name, value)
+    return LambdaRuntime(load_app)
+
+
+def _headers(response: dict) -> dict[str, str]:
+    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    for key, values in (response.get("multiValueHeaders") or {}).items():
+        headers.setdefault(key.lower(), values[-1])
+    return headers
+
+
+@pytest.mark.parametrize("kind", ["http_api_v2", "rest_api_v1"])
+def test_lambda_media_answers_a_redirect_on_s3(make_settings, moto_url: str, aws_credentials,
+                                               monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    settings = s3_settings(make_settings, moto_url)
+    data = payload()
+    item = put_big(settings, data)
+    runtime = lambda_runtime(settings, monkeypatch)
+    assert isinstance(runtime.handler, LambdaHandler) and not hasattr(runtime.handler.app, "problems")
+    try:
+        response = runtime.invoke(http_event(kind, "GET", f"/media/{item.filename}"))
+        body = response_body(response)
+        location = assert_presigned_redirect(response["statusCode"], _headers(response), body, moto_url, settings,
+                                             item)
+        head = runtime.invoke(http_event(kind, "HEAD", f"/media/{item.filename}"))
+        assert head["statusCode"] == 302 and len(response_body(head)) < SMALL_BODY
+        missing = runtime.invoke(http_event(kind, "GET", f"/media/{'C' * 24}.mp4"))
+        assert missing["statusCode"] == 404
+        assert response_json(missing)["error"]["code"] == "media_not_found"
+    finally:
+        runtime.close()
+    assert_bucket_serves(location, data)
+
+
+def test_lambda_without_a_bucket_refuses_local_media(make_settings, monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    settings = make_settings(media_backend="local", data_dir=tmp_path / "data")
+    item = put_local(settings)
+    runtime = lambda_runtime(settings, monkeypatch)
+    try:
+        response = runtime.invoke(http_event("http_api_v2", "GET", f"/media/{item.filename}"))
+    finally:
+        runtime.close()
+    assert response["statusCode"] == 503, response
+    error = response_json(response)["error"]
+    assert error["code"] == "media_unavailable" and "S3_BUCKET" in error["message"]
