@@ -74,6 +74,13 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[2]) - tonumber(ARG
 return 1
 """)
 
+# HSET only on a job that still exists (deleted or expired: nothing is recreated without its TTL).
+UPDATE = Script("video_update", """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+""")
+
 # queued → in_progress, atomically, for one driver. KEYS[1] job; ARGV: driver, deadline, started.
 CLAIM = Script("video_claim", """
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
@@ -166,7 +173,7 @@ class VideoJobs:
         flat: list[str | int | float] = []
         for field, value in fields.items():
             flat += [field, value]
-        await self.store.call("HSET", self.key(job_id), *flat)
+        await self.store.run(UPDATE, [self.key(job_id)], flat)
 
     async def claim(self, job_id: str, driver: str, deadline: float) -> bool:
         return bool(await self.store.run(CLAIM, [self.key(job_id)], [driver, deadline, time.time()]))

@@ -317,3 +317,20 @@ def test_poll_mode_progress_is_seen_by_another_instance(
     assert in_progress and max(in_progress) >= 25 and all(0 <= p < 100 for p in in_progress)
     assert all(s in ("in_progress", "completed") for s, _ in seen)
     assert _video_calls(driver_side) == calls + 1  # one driver, one upstream call
+
+
+def test_a_deleted_queued_job_is_never_driven(
+    deploy: Callable[..., Deployment], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    deployment = deploy(data_dir=tmp_path_factory.mktemp("deleted-media"), video_drive="poll")
+    deployment.add_accounts(1, tier="super")
+    calls = _video_calls(deployment)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        client = deployment.client()
+        created = client.videos.create(prompt="changed my mind", seconds="6",
+                                       input_reference=("r.png", png(9, 9), "image/png"))
+        assert client.videos.delete(created.id).deleted
+        with pytest.raises(openai.NotFoundError):
+            client.videos.retrieve(created.id)
+    assert _video_calls(deployment) == calls
