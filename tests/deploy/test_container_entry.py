@@ -352,8 +352,11 @@ def test_restart_with_the_same_instance_id_frees_the_killed_runs_leases(tmp_path
         first.stop()
     second = start_container(tmp_path, dict(env, PORT=str(free_port())))
     try:
-        assert any("instance gateway-test: freed 1 lease(s) left by its previous run" in line
-                   for line in second.lines()), second.tail()
+        deadline = time.monotonic() + 5  # the log line may reach the file a moment after /health answers
+        while not any("instance gateway-test: freed 1 lease(s) left by its previous run" in line
+                      for line in second.lines()):
+            assert time.monotonic() < deadline, second.tail()
+            time.sleep(0.05)
         response = httpx.post(second.url + "/v1/chat/completions", json=chat_body("again #long=3", stream=False),
                               headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
         assert response.status_code == 200, response.text  # the one account is free again at once
