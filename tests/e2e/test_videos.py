@@ -123,9 +123,11 @@ def test_moderated_generation_is_a_failed_job(videos: Deployment) -> None:
         client.videos.download_content(video.id)
 
 
-def test_stream_error_is_a_failed_job(videos: Deployment) -> None:
-    video = videos.client().videos.create(prompt="a storm #error", seconds="6")
-    assert video.status == "failed" and video.error is not None and video.error.message
+def test_stream_error_or_dropped_connection_is_a_failed_job(videos: Deployment) -> None:
+    for marker in ("#error", "#disconnect"):
+        video = videos.client().videos.create(prompt=f"a storm {marker}", seconds="6")
+        assert video.status == "failed" and video.error is not None and video.error.message, marker
+        assert video.completed_at is None
 
 
 def test_bad_input_is_refused_before_upstream(videos: Deployment) -> None:
