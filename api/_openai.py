@@ -56,6 +56,11 @@ async def list_models(gw: Gateway = Depends(gateway)) -> dict[str, Any]:
          "mode": spec.quota, "min_tier": spec.min_tier, "capabilities": {"images": spec.operation}}
         for spec in gw.catalog.image_models.values()
     ]
+    cards += [
+        {"id": spec.id, "object": "model", "created": CREATED, "owned_by": "xai",
+         "description": getattr(spec, "description", ""), "capabilities": {"videos": True}}
+        for spec in gw.catalog.video_models.values()
+    ]
     return {"object": "list", "data": cards}
 
 
