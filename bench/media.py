@@ -1,8 +1,8 @@
 """What the media half costs: added latency of ``images.generate`` over the same Imagine WebSocket request sent
 straight to the simulator, the gateway's memory while many clients download one large local media object, and
-store commands per image request.
+store commands per image request and per video job (when ``/v1/videos`` exists).
 
-    python -m bench.media [--requests 40] [--concurrency 1,4] [--object-mb 100] [--clients 20]
+    python -m bench.media [--requests 200] [--concurrency 1,4] [--object-mb 100] [--clients 20] [--wait-quiet 30]
 
 Every component runs in its own process, as in ``python -m bench``: the simulator (fast mode: no artificial
 delay), a redis-server, the gateway (``python -m adapters.cli serve``, local media backend under its DATA_DIR).
@@ -17,7 +17,8 @@ redis and store prefix, so the gateway serves it as one of its own. Results go t
   ``GET /media/{id}`` and throw the bytes away; VmHWM (the kernel's peak) before and after. A gateway that
   buffered the object would grow by about the object size per concurrent download.
 * Store commands: ``Store.commands_sent`` of the gateway process (``GET /admin/usage``) around single requests,
-  minus the cost of the reading call itself.
+  minus the cost of the reading call itself: ``n=1`` images (``url``, ``b64_json``), and a video job created and
+  driven by ``POST /v1/videos`` (``VIDEO_DRIVE=inline``), a poll and a download of it.
 """
 
 from __future__ import annotations
@@ -43,14 +44,17 @@ import httpx
 from bench.procs import (
     API_KEY,
     Proc,
+    cpu_seconds,
     free_port,
     gateway_env,
     http_json,
+    machine_busy_seconds,
     memory_kb,
     spawn,
     start_gateway,
     store_commands,
     wait_http,
+    wait_quiet,
 )
 from bench.run import fill_pool, usage_call_cost
 
@@ -247,6 +251,37 @@ def run_store_commands(gateway: Proc, repeats: int = 10) -> dict[str, Any]:
     return out
 
 
+def run_video_commands(gateway: Proc, repeats: int = 3) -> dict[str, Any]:
+    """Store commands of one video job (``VIDEO_DRIVE=inline``: the ``POST`` runs it), of a poll, a download."""
+    cost = usage_call_cost(gateway)
+    out: dict[str, Any] = {}
+
+    def job(i: int) -> tuple[int, str]:
+        before = store_commands(gateway)
+        video = http_json("POST", gateway.url + "/v1/videos",
+                          {"prompt": f"a paper boat {i}", "seconds": "4", "size": "480x854"}, token=API_KEY)
+        assert isinstance(video, dict) and video.get("status") == "completed", video
+        return store_commands(gateway) - before - cost, video["id"]
+
+    out["first"], _ = job(-1)
+    deltas, polls, downloads = [], [], []
+    for i in range(repeats):
+        delta, video_id = job(i)
+        deltas.append(delta)
+        before = store_commands(gateway)
+        http_json("GET", f"{gateway.url}/v1/videos/{video_id}", token=API_KEY)
+        polls.append(store_commands(gateway) - before - cost)
+        before = store_commands(gateway)
+        response = httpx.get(f"{gateway.url}/v1/videos/{video_id}/content",
+                             headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
+        assert response.status_code == 200 and response.content[4:8] == b"ftyp", response.status_code
+        downloads.append(store_commands(gateway) - before - cost)
+    out["job"] = (statistics.fmean(deltas), deltas)
+    out["poll"] = (statistics.fmean(polls), polls)
+    out["download"] = (statistics.fmean(downloads), downloads)
+    return out
+
+
 def videos_available(gateway: Proc) -> bool:
     try:
         response = httpx.post(gateway.url + "/v1/videos", json={}, headers={"Authorization": f"Bearer {API_KEY}"},
@@ -286,7 +321,14 @@ def run(requests: int, levels: tuple[int, ...], object_mb: int, clients: int) ->
         results: dict[str, Any] = {"started": datetime.now(UTC)}
         results["commands"] = run_store_commands(gateway)
         results["videos"] = videos_available(gateway)
+        if results["videos"]:
+            results["video_commands"] = run_video_commands(gateway)
+        own = (sim.pid, gateway.pid, redis.process.pid, os.getpid())
+        busy0, own0, wall0 = machine_busy_seconds(), sum(cpu_seconds(p) for p in own), time.monotonic()
         results["latency"] = run_latency(sim, gateway, tokens, requests, levels)
+        wall = time.monotonic() - wall0
+        results["other_cores"] = max(0.0, (machine_busy_seconds() - busy0) - (sum(cpu_seconds(p) for p in own)
+                                                                                - own0)) / wall
         size = object_mb * 1024 * 1024
         filename = asyncio.run(put_big_object({**env, "DATA_DIR": str(workdir / "data")}, size))
         results["memory"] = run_memory(gateway, filename, size, clients)
@@ -305,7 +347,9 @@ def report(r: dict[str, Any]) -> str:
     lines = [f"# Media\n\n`python -m bench.media` — {r['started']:%Y-%m-%d %H:%M:%S} UTC, {r['seconds']:.0f} s. "
              "Simulator (fast mode, no artificial delay) → gateway (redis-server store, local media backend), one "
              "process each, on 2 shared cores. **Noisy**: another engineer's test runs shared the cores during this "
-             "run; compare the paths within this run (rounds alternate between them), not with other runs.\n"]
+             "run; compare the paths within this run (rounds alternate between them), not with other runs. "
+             f"Other processes kept **{r['other_cores']:.2f} cores** busy on average during the latency blocks "
+             "(/proc/stat minus this benchmark's own processes).\n"]
     for level, rows in r["latency"].items():
         lines += [f"\n## Added latency of `images.generate` (n=1), c={level} (ms)\n",
                   "| path | requests | p50 | p99 | added p50 | added p99 | gateway CPU ms/request |",
@@ -344,7 +388,15 @@ def report(r: dict[str, Any]) -> str:
         lines.append(f"| images n=1 `{fmt}` | {value:.2f} | {' '.join(map(str, deltas))} (the first of this kind "
                      f"after start-up, not counted: {r['commands'][f'first {fmt}']}) |")
     lines.append("| (a chat answer without images, for comparison: README) | 2 | lease + settle |")
-    if not r["videos"]:
+    if r["videos"]:
+        v = r["video_commands"]
+        for name, label in (("job", "video job, created and driven by `POST /v1/videos` (`VIDEO_DRIVE=inline`, 4 s, "
+                                    "480x854)"), ("poll", "poll of a finished job (`GET /v1/videos/{id}`)"),
+                            ("download", "download (`GET /v1/videos/{id}/content`, local backend)")):
+            value, deltas = v[name]
+            first = f" (the first job after the images, not counted: {v['first']})" if name == "job" else ""
+            lines.append(f"| {label} | {value:.2f} | {' '.join(map(str, deltas))}{first} |")
+    else:
         lines.append("| video job | – | `/v1/videos` did not exist in the gateway at the time of this run |")
     lines += ["", "Steady state: a `url` image costs the lease and the settle (as a chat request) plus one `EVALSHA` for "
               "the media record; `b64_json` stores nothing. The first requests after start-up cost more: each Lua "
@@ -358,8 +410,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,4")
     parser.add_argument("--object-mb", type=int, default=100)
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--wait-quiet", type=float, default=0.0,
+                        help="first wait up to this many seconds until other processes leave the CPUs alone")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
+    if args.wait_quiet > 0:
+        print(f"other processes: {wait_quiet(args.wait_quiet):.2f} cores busy at the start", file=sys.stderr)
     results = run(args.requests, tuple(int(x) for x in args.concurrency.split(",")), args.object_mb, args.clients)
     text = report(results)
     print(text)

@@ -30,7 +30,7 @@ from adapters.lambda_handler import LambdaHandler
 from core.media import MediaItem, MediaStore
 from core.settings import Settings
 from core.store import open_store
-from tests.deploy.conftest import settings_env
+from tests.deploy.conftest import ADMIN_PASSWORD, API_KEY, settings_env
 from tests.deploy.lambda_events import LambdaRuntime, http_event, response_body, response_json
 from tests.deploy.test_vercel_entry import VercelFunction, start_function
 from tests.support.net import free_port
@@ -222,3 +222,51 @@ def test_lambda_without_a_bucket_refuses_local_media(make_settings, monkeypatch:
     assert response["statusCode"] == 503, response
     error = response_json(response)["error"]
     assert error["code"] == "media_unavailable" and "S3_BUCKET" in error["message"]
+
+
+# -- a video job through Lambda events ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("drive", ["poll", "inline"])
+def test_lambda_video_job_progresses_through_events(make_settings, moto_url: str, aws_credentials, sim,
+                                                    monkeypatch: pytest.MonkeyPatch, drive: str) -> None:
+    """``POST /v1/videos`` then polls, each its own invocation (as API Gateway delivers them): with
+    ``VIDEO_DRIVE=poll`` the create answers ``queued`` and the first poll drives the job to ``completed``; with
+    ``inline`` the create itself does. The download then leaves as a redirect to the bucket (an MP4 is MBs)."""
+    settings = s3_settings(make_settings, moto_url).model_copy(update={"video_drive": drive})
+    runtime = lambda_runtime(settings, monkeypatch)
+    token = f"lambda-video-{uuid.uuid4().hex}"
+    sim.state.add_account(token, tier="super")
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    try:
+        added = runtime.invoke(http_event("http_api_v2", "POST", "/admin/tokens", body={"tokens": [token]},
+                                          headers={"Authorization": f"Bearer {ADMIN_PASSWORD}"}))
+        assert added["statusCode"] == 200 and response_json(added)["added"] == 1, added
+        created = runtime.invoke(http_event("http_api_v2", "POST", "/v1/videos", headers=auth,
+                                            body={"prompt": "a paper boat on a river", "seconds": "4",
+                                                  "size": "480x854"}))
+        assert created["statusCode"] == 200, created
+        job = response_json(created)
+        assert job["object"] == "video" and job["id"]
+        assert job["status"] == ("queued" if drive == "poll" else "completed"), job
+        seen = [job["status"]]
+        for _ in range(5):
+            if job["status"] in ("completed", "failed"):
+                break
+            polled = runtime.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job['id']}", headers=auth))
+            assert polled["statusCode"] == 200, polled
+            job = response_json(polled)
+            seen.append(job["status"])
+        assert job["status"] == "completed" and job["progress"] == 100, (seen, job)
+        listed = runtime.invoke(http_event("http_api_v2", "GET", "/v1/videos", headers=auth))
+        assert job["id"] in [v["id"] for v in response_json(listed)["data"]]
+        content = runtime.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job['id']}/content",
+                                            headers=auth))
+    finally:
+        runtime.close()
+    assert content["statusCode"] == 302, content
+    assert len(response_body(content)) < SMALL_BODY
+    location = _headers(content)["location"]
+    assert location.startswith(f"{moto_url}/{BUCKET}/{settings.s3_prefix}"), location
+    fetched = httpx.get(location, timeout=30)
+    assert fetched.status_code == 200 and fetched.content[4:8] == b"ftyp", fetched.content[:16]

@@ -71,6 +71,28 @@ RULES: list[tuple[str, str, str, str]] = [
              "streamed overload `response_format: url` (a streamed answer is `b64_json`); without those it answers "
              "200 (`moderation`, `quality`, `style`, `user` are accepted without effect)",
      r"test_images\.py::.*_generate_with_all_params_overload_[12]", r"`background`: Grok Imagine images are opaque"),
+    # openai: videos (checked by hand 2026-12-01 against the simulator, VIDEO_DRIVE=inline)
+    ("gateway bug", "a job created without `size` gets `size: \"480x854\"` (core/videos.py `DEFAULT_SIZE`), which is not "
+                    "in OpenAI's `Video.size` enum (`720x1280`, `1280x720`, `1024x1792`, `1792x1024`): the SDK's "
+                    "minimal `videos.create(prompt=...)` answers a Video that strict response validation rejects "
+                    "(`APIResponseValidationError`) and loose `assert_matches_type` rejects; `videos.list()` then "
+                    "fails alike; with `size: 720x1280` the same calls pass",
+     r"test_videos\.py::.*_(create|list)\[", r"480x854"),
+    (FIXTURE, "the example's `input_reference` is the bytes `Example data`, not an image; with a real JPEG the same "
+              "call (`model: sora-2`, `seconds: 4`, `size: 720x1280`) answers 200 `completed`",
+     r"test_videos\.py::.*_create_with_all_params", r"input_reference: not a JPEG, PNG, WebP or GIF image"),
+    (FIXTURE, "retrieve/delete the example id `video_123`, which no job has (the 404 is right)",
+     r"test_videos\.py::.*_(retrieve|delete)\[", r"404 - no video job 'video_123'"),
+    (FIXTURE, "the example's `limit=0`, outside the API's documented range 1–100",
+     r"test_videos\.py::.*_list_with_all_params", r"invalid `query\.limit`"),
+    (DECLINED, "video remix (`POST /v1/videos/{id}/remix`): Grok Imagine has no remix of a finished video",
+     r"test_videos\.py::.*_remix", r"404 - Unknown path POST /v1/videos/[^ ]+/remix"),
+    (DECLINED, "video characters (`POST /v1/videos/characters`, `GET /v1/videos/characters/{id}`): not offered (the "
+               "POST meets the `/v1/videos/{id}` route: 405)",
+     r"test_videos\.py::.*_(create|get)_character", r"Error code: (405|404 - Unknown path GET /v1/videos/characters)"),
+    (DECLINED, "video edits and extensions (`POST /v1/videos/edits`, `POST /v1/videos/extensions`): not offered (they "
+               "meet the `/v1/videos/{id}` route: 405)",
+     r"test_videos\.py::.*_(edit|extend)\[", r"Error code: 405"),
     # anthropic
     (FIXTURE, "the example tool's `input_schema` is not JSON Schema (`properties: {location: \"bar\"}`); with a valid "
               "schema the same request (every other parameter) answers 200",

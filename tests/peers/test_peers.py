@@ -1,5 +1,5 @@
 """The official SDKs' own API tests (openai-python, anthropic-sdk-python, from their released sdists) against
-the gateway: ``tests/peers/run_peers.py`` in a subprocess (~40 s; setting up its venv the first time ~50 s more).
+the gateway: ``tests/peers/run_peers.py`` in a subprocess (~100 s; setting up its venv the first time ~50 s more).
 Fails when a peer failure is a gateway bug or matches no rule of ``tests/peers/classify.py``; the summary it
 writes is attached to the failure. ``tests/peers/results.md`` is the committed copy of that summary
 (``.venv/bin/python tests/peers/run_peers.py`` rewrites it)."""
