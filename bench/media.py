@@ -346,10 +346,10 @@ def run(requests: int, levels: tuple[int, ...], object_mb: int, clients: int) ->
 def report(r: dict[str, Any]) -> str:
     lines = [f"# Media\n\n`python -m bench.media` — {r['started']:%Y-%m-%d %H:%M:%S} UTC, {r['seconds']:.0f} s. "
              "Simulator (fast mode, no artificial delay) → gateway (redis-server store, local media backend), one "
-             "process each, on 2 shared cores. **Noisy**: another engineer's test runs shared the cores during this "
-             "run; compare the paths within this run (rounds alternate between them), not with other runs. "
-             f"Other processes kept **{r['other_cores']:.2f} cores** busy on average during the latency blocks "
-             "(/proc/stat minus this benchmark's own processes).\n"]
+             "process each, on 2 cores shared with other work (another engineer's test runs): compare the paths "
+             "within one run (rounds alternate between them), not with other runs. Other processes kept "
+             f"**{r['other_cores']:.2f} cores** busy on average during the latency blocks (/proc/stat minus this "
+             f"benchmark's own processes){': noisy' if r['other_cores'] > 0.2 else ''}.\n"]
     for level, rows in r["latency"].items():
         lines += [f"\n## Added latency of `images.generate` (n=1), c={level} (ms)\n",
                   "| path | requests | p50 | p99 | added p50 | added p99 | gateway CPU ms/request |",

@@ -58,8 +58,8 @@ RULES: list[tuple[str, str, str, str]] = [
     (FIXTURE, "the example's image is the bytes `Example data`, not an image (JPEG/PNG/WebP/GIF are sniffed); with "
               "a real JPEG the same call answers 200",
      r"test_images\.py::.*_edit_overload_1", r"image #0: not a JPEG, PNG, WebP or GIF image"),
-    (HONOUR, "`stream: true` on `/v1/images/edits`: the Grok edit dialect streams no previews, so a streamed edit is "
-             "refused (400); the same call without `stream` answers 200",
+    (HONOUR, "`stream: true` on `/v1/images/edits` is refused (400: the gateway streams generations only, see README "
+             "Images API); the same call without `stream` answers 200",
      r"test_images\.py::.*_edit_overload_2", r"`stream` is not supported for image edits"),
     (HONOUR, "`mask` is refused (Grok edits the whole image from the prompt); also refused in the same request: "
              "`background: transparent`, `output_format: png` (Grok returns opaque JPEG), and `model: gpt-image-1.5` "
