@@ -98,7 +98,10 @@ def install(app: FastAPI) -> None:
             error.message = f"Unknown path {request.method} {request.url.path}"
         elif exc.status_code == 400 and "parsing the body" in error.message:  # FastAPI: not UTF-8, not JSON
             error.message, error.param = "request body is not valid UTF-8 JSON", "body"
-        return error_response(request, error)
+        response = error_response(request, error)
+        for name, value in (exc.headers or {}).items():  # e.g. Allow on a 405, as HTTP requires
+            response.headers[name] = value
+        return response
 
     @app.exception_handler(RecursionError)
     async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:

@@ -414,5 +414,7 @@ def test_head_probes_and_image_models_are_listed(make) -> None:
     gw = make()
     assert httpx.head(gw.url + "/").status_code == 200
     assert httpx.head(gw.url + "/health").status_code == 200
+    wrong = httpx.post(gw.url + "/health")
+    assert wrong.status_code == 405 and "GET" in wrong.headers["allow"]  # HTTP requires Allow on a 405
     models = httpx.get(gw.base_url + "/models", headers={"Authorization": f"Bearer {API_KEY}"}).json()["data"]
     assert {"grok-4.5-fast", "grok-imagine-image"} <= {m["id"] for m in models}

@@ -72,11 +72,11 @@ RULES: list[tuple[str, str, str, str]] = [
              "200 (`moderation`, `quality`, `style`, `user` are accepted without effect)",
      r"test_images\.py::.*_generate_with_all_params_overload_[12]", r"`background`: Grok Imagine images are opaque"),
     # openai: videos (checked by hand 2026-12-01 against the simulator, VIDEO_DRIVE=inline)
-    ("gateway bug", "a job created without `size` gets `size: \"480x854\"` (core/videos.py `DEFAULT_SIZE`), which is not "
-                    "in OpenAI's `Video.size` enum (`720x1280`, `1280x720`, `1024x1792`, `1792x1024`): the SDK's "
-                    "minimal `videos.create(prompt=...)` answers a Video that strict response validation rejects "
-                    "(`APIResponseValidationError`) and loose `assert_matches_type` rejects; `videos.list()` then "
-                    "fails alike; with `size: 720x1280` the same calls pass",
+    ("cannot honour", "a job created without `size` gets Grok's default render size `480x854` (480p: the video "
+                      "product every plan has; Basic accounts have no 720p quota), which OpenAI's `Video.size` enum "
+                      "(`720x1280`, `1280x720`, `1024x1792`, `1792x1024`) does not list, so the SDK's strict response "
+                      "validation rejects the minimal `videos.create(prompt=...)` and `videos.list()`; with "
+                      "`size: 720x1280` (an account with 720p quota) the same calls pass",
      r"test_videos\.py::.*_(create|list)\[", r"480x854"),
     (FIXTURE, "the example's `input_reference` is the bytes `Example data`, not an image; with a real JPEG the same "
               "call (`model: sora-2`, `seconds: 4`, `size: 720x1280`) answers 200 `completed`",
