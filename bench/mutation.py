@@ -529,7 +529,13 @@ def target_section(name: str, data: dict) -> str:
         f"Sources: {', '.join(f'`{s}`' for s in data['sources'])}. Tests: {', '.join(f'`{t}`' for t in data['tests'])}."
     )
     lines.append(
-        f"Sample: {data['sampled']} of {data['population']} mutants (seed {data['seed']}); baseline "
+        f"Sample: {data['sampled']} of {data['population']} mutants (seed {data['seed']}"
+        + (
+            f"; {data['planned']} drawn, the --budget stopped the run after {data['sampled']}"
+            if data.get("planned", data["sampled"]) > data["sampled"]
+            else ""
+        )
+        + "); baseline "
         f"{data['baseline_s']:.1f} s, timeout {data['timeout_s']:.0f} s; mutants took {data['run_s'] / 60:.1f} min, "
         f"{data.get('total_s', data['run_s']) / 60:.1f} min with baseline and sanity checks "
         f"(`{data['command']}`, {data['finished']}, tree {data['tree']})."
@@ -612,10 +618,10 @@ def run_target(name: str, args: argparse.Namespace, copies: list[Path]) -> dict 
     sample = (
         population if args.limit <= 0 or args.limit >= len(population) else rng.sample(population, args.limit)
     )
-    sample.sort(key=lambda m: (m.path, m.start, m.end, m.replacement))
+    # run in the sampled (random) order, so a run cut short by --budget is still a random sample; listed sorted
     print(f"[{name}] {len(population)} mutants in {len(sources)} files; running {len(sample)}", flush=True)
     if args.list:
-        for m in sample:
+        for m in sorted(sample, key=lambda m: (m.path, m.start, m.end, m.replacement)):
             print("  " + m.describe())
         return None
 
@@ -649,8 +655,16 @@ def run_target(name: str, args: argparse.Namespace, copies: list[Path]) -> dict 
         )
         return result
 
+    deadline = target_began + args.budget * 60 if args.budget else None
     if len(copies) == 1:
-        results = [work(item) for item in enumerate(sample)]
+        for item in enumerate(sample):
+            if deadline is not None and time.monotonic() + timeout / args.timeout_factor > deadline:
+                print(
+                    f"[{name}] --budget {args.budget:g} min reached: stopping after {len(results)}",
+                    flush=True,
+                )
+                break
+            results.append(work(item))
     else:
         with ThreadPoolExecutor(max_workers=len(copies)) as pool:
             results = list(pool.map(work, enumerate(sample)))
@@ -671,7 +685,12 @@ def run_target(name: str, args: argparse.Namespace, copies: list[Path]) -> dict 
         "command": "python -m bench.mutation " + " ".join(sys.argv[1:]),
         "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "tree": args.tree_label,
-        "survivors": [r.mutant.describe() for r in results if not r.killed],
+        "planned": len(sample),
+        "survivors": [
+            r.mutant.describe()
+            for r in sorted(results, key=lambda r: (r.mutant.path, r.mutant.start, r.mutant.end))
+            if not r.killed
+        ],
     }
     ratio = killed / len(results) if results else 0.0
     print(
@@ -708,6 +727,9 @@ def main(argv: list[str] | None = None) -> int:
         "--tests", action="append", help="test path/glob instead of the target's (repeatable)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--budget", type=float, default=0, help="minutes per target: start no mutant after that (0 = no limit)"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="mutants run in parallel, each in its own copy")
     parser.add_argument(
         "--source",
