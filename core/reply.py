@@ -287,16 +287,20 @@ class ReplyShaper:
             text = self._stop.feed(text)
         self._visible(out, text)
 
+    def _within_limit(self, text: str) -> str:
+        """What of ``text`` fits under the token limit (visible text and reasoning count alike); past it, the
+        answer ends with reason ``length``."""
+        if self._meter is None or self.spec.max_tokens is None:
+            return text
+        kept = self._meter.take(text, self.spec.max_tokens)
+        if len(kept) < len(text):
+            self._length = True
+        return kept
+
     def _visible(self, out: list[ReplyEvent], text: str) -> None:
+        text = self._within_limit(text)
         if not text:
             return
-        if self._meter is not None and self.spec.max_tokens is not None:
-            kept = self._meter.take(text, self.spec.max_tokens)
-            if len(kept) < len(text):
-                self._length = True
-            text = kept
-            if not text:
-                return
         if self._json is not None:
             self._json.append(text)  # judged at the end
             return
@@ -324,15 +328,9 @@ class ReplyShaper:
                 self._thought(out, piece.text)
 
     def _thought(self, out: list[ReplyEvent], text: str) -> None:
+        text = self._within_limit(text)
         if not text:
             return
-        if self._meter is not None and self.spec.max_tokens is not None:
-            kept = self._meter.take(text, self.spec.max_tokens)
-            if len(kept) < len(text):
-                self._length = True
-            text = kept
-            if not text:
-                return
         self.reasoning.append(text)
         out.append(ReasoningDelta(text))
 
