@@ -27,7 +27,7 @@ from api._anthropic_schemas import CountTokensRequest, MessagesRequest
 from api._deps import client_auth, gateway
 from api._errors import anthropic_error_body
 from api._media import chat_media
-from api._sse import EventStream
+from api._sse import EventStream, settled
 from core.answer import estimate_tokens
 from core.answer_run import AnswerRun, Heartbeat
 from core.catalog import CREATED, ModelSpec
@@ -198,53 +198,34 @@ class Reply:
         }
 
     async def collect(self) -> dict[str, Any]:
-        failure: GatewayError | None = None
-        finish = Finish("stop")
-        try:
-            async for event in self.run.events():
-                if isinstance(event, Finish):
-                    finish = event
-                elif not isinstance(event, Heartbeat):
-                    self.blocks.feed(event)
-        except GatewayError as exc:
-            failure = exc
-            raise
-        finally:
-            await self.run.close(failure)
+        finish = await self.run.collect(self.blocks.feed)
         self.blocks.close()
         return self.message(self.blocks.content, finish)
 
     async def sse(self) -> AsyncIterator[bytes]:
-        failure: GatewayError | None = None
-        try:
-            start = self.message([], None)
-            start["usage"] = {**start["usage"], "output_tokens": 0}
-            yield sse("message_start", {"type": "message_start", "message": start})
-            async for event in self.run.events(self.gw.settings.heartbeat_interval):
-                if isinstance(event, Heartbeat):
-                    yield PING
-                elif isinstance(event, Finish):
-                    for chunk in self.blocks.close():
-                        yield chunk
-                    stop_reason, stop_sequence = self.stop(event)
-                    yield sse("message_delta", {
-                        "type": "message_delta",
-                        "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-                        "usage": {"output_tokens": self.run.completion_tokens},
-                    })
-                    yield sse("message_stop", {"type": "message_stop"})
-                else:
-                    for chunk in self.blocks.feed(event):
-                        yield chunk
-        except GatewayError as exc:
-            failure = exc
-            yield sse_error(exc)
-        except Exception as exc:  # never end a stream silently, never leak a traceback
-            failure = GatewayError("internal error while streaming; the gateway logged the details")
-            log.exception("stream failed: %s", exc)
-            yield sse_error(failure)
-        finally:
-            await self.run.close(failure)
+        async for frame in settled(self.run, self._frames(), sse_error):
+            yield frame
+
+    async def _frames(self) -> AsyncIterator[bytes]:
+        start = self.message([], None)
+        start["usage"] = {**start["usage"], "output_tokens": 0}
+        yield sse("message_start", {"type": "message_start", "message": start})
+        async for event in self.run.events(self.gw.settings.heartbeat_interval):
+            if isinstance(event, Heartbeat):
+                yield PING
+            elif isinstance(event, Finish):
+                for chunk in self.blocks.close():
+                    yield chunk
+                stop_reason, stop_sequence = self.stop(event)
+                yield sse("message_delta", {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
+                    "usage": {"output_tokens": self.run.completion_tokens},
+                })
+                yield sse("message_stop", {"type": "message_stop"})
+            else:
+                for chunk in self.blocks.feed(event):
+                    yield chunk
 
 
 # -- model discovery in Anthropic's shape (for GET /v1/models when called with `anthropic-version`) --------------

@@ -25,12 +25,12 @@ from api._errors import sse_error
 from api._media import chat_media
 from api._openai_schemas import StreamOptions, _stops
 from api._responses import upstream_responses
-from api._sse import HEARTBEAT, EventStream, data
+from api._sse import HEARTBEAT, EventStream, data, settled
 from core.answer import estimate_tokens
 from core.answer_run import AnswerRun, Heartbeat
 from core.chat import ChatRequest
 from core.compose import compose
-from core.errors import GatewayError, InvalidRequest
+from core.errors import InvalidRequest
 from core.gateway import Gateway
 from core.media.chat import ChatMedia
 from core.prompt import Turn
@@ -128,42 +128,25 @@ class TextCompletion:
         }
 
     async def collect(self) -> dict[str, Any]:
-        failure: GatewayError | None = None
-        finish = Finish("stop")
-        try:
-            async for event in self.run.events():
-                if isinstance(event, Finish):
-                    finish = event
-        except GatewayError as exc:
-            failure = exc
-            raise
-        finally:
-            await self.run.close(failure)
+        finish = await self.run.collect()
         return {**self.envelope(self.run.shaper.content, finish.reason), "usage": self.usage()}
 
     def chunk(self, text: str, finish_reason: str | None = None) -> bytes:
         return data(json.dumps(self.envelope(text, finish_reason), ensure_ascii=False).encode())
 
     async def sse(self) -> AsyncIterator[bytes]:
-        failure: GatewayError | None = None
-        try:
-            async for event in self.run.events(self.gw.settings.heartbeat_interval):
-                if isinstance(event, Heartbeat):
-                    yield HEARTBEAT
-                elif isinstance(event, Finish):
-                    yield self.chunk("", finish_reason=event.reason)
-                elif isinstance(event, TextDelta):
-                    yield self.chunk(event.text)
-            if self.body.stream_options is not None and self.body.stream_options.include_usage:
-                usage = {**self.envelope("", None), "choices": [], "usage": self.usage()}
-                yield data(json.dumps(usage).encode())
-        except GatewayError as exc:
-            failure = exc
-            yield sse_error(exc)
-        except Exception as exc:  # never end a stream silently, never leak a traceback
-            failure = GatewayError("internal error while streaming; the gateway logged the details")
-            log.exception("completions stream failed: %s", exc)
-            yield sse_error(failure)
-        finally:
-            await self.run.close(failure)
+        async for frame in settled(self.run, self._frames(), sse_error):
+            yield frame
         yield data(b"[DONE]")
+
+    async def _frames(self) -> AsyncIterator[bytes]:
+        async for event in self.run.events(self.gw.settings.heartbeat_interval):
+            if isinstance(event, Heartbeat):
+                yield HEARTBEAT
+            elif isinstance(event, Finish):
+                yield self.chunk("", finish_reason=event.reason)
+            elif isinstance(event, TextDelta):
+                yield self.chunk(event.text)
+        if self.body.stream_options is not None and self.body.stream_options.include_usage:
+            usage = {**self.envelope("", None), "choices": [], "usage": self.usage()}
+            yield data(json.dumps(usage).encode())

@@ -16,13 +16,13 @@ from api._deps import client_auth, gateway
 from api._errors import sse_error
 from api._media import chat_media
 from api._openai_schemas import ChatCompletionRequest
-from api._sse import HEARTBEAT, EventStream, data
+from api._sse import HEARTBEAT, EventStream, data, settled
 from core.answer import Answer, estimate_tokens
 from core.answer_run import AnswerRun, Heartbeat, repair_key, repair_turn
 from core.catalog import CREATED, ModelSpec
 from core.chat import ChatRequest
 from core.compose import compose
-from core.errors import GatewayError, InvalidRequest
+from core.errors import InvalidRequest
 from core.gateway import Gateway
 from core.media.chat import ChatMedia
 from core.reply import Finish, ReasoningDelta, ReplyEvent, TextDelta
@@ -122,17 +122,7 @@ class Completion:
     # -- non-stream -------------------------------------------------------------------------------------------
 
     async def collect(self) -> dict[str, Any]:
-        failure: GatewayError | None = None
-        finish = Finish("stop")
-        try:
-            async for event in self.run.events():
-                if isinstance(event, Finish):
-                    finish = event
-        except GatewayError as exc:
-            failure = exc
-            raise
-        finally:
-            await self.run.close(failure)
+        finish = await self.run.collect()
         shaper, answer = self.run.shaper, self.run.answer
         content = shaper.content
         message: dict[str, Any] = {
@@ -201,35 +191,28 @@ class Completion:
                 self.chunk({"tool_calls": [{"index": event.index, "function": {"arguments": call.arguments_json}}]})]
 
     async def sse(self) -> AsyncIterator[bytes]:
-        failure: GatewayError | None = None
-        try:
-            yield self.chunk({"role": "assistant", "content": ""})
-            async for event in self.run.events(self.gw.settings.heartbeat_interval):
-                if isinstance(event, Heartbeat):
-                    yield HEARTBEAT
-                elif isinstance(event, Finish):
-                    yield self.chunk({}, finish_reason=self.finish_reason(event))
-                else:
-                    for chunk in self.event_chunks(event):
-                        yield chunk
-            include_usage = self.body.stream_options is not None and self.body.stream_options.include_usage
-            if include_usage:
-                usage_payload = {
-                    "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                    "model": self.body.model, "system_fingerprint": self.run.answer.model_hash,
-                    "choices": [], "usage": self.usage(),
-                }
-                yield data(json.dumps(usage_payload).encode())
-        except GatewayError as exc:
-            failure = exc
-            yield sse_error(exc)
-        except Exception as exc:  # never end a stream silently, never leak a traceback
-            failure = GatewayError("internal error while streaming; the gateway logged the details")
-            log.exception("stream failed: %s", exc)
-            yield sse_error(failure)
-        finally:
-            await self.run.close(failure)
+        async for frame in settled(self.run, self._frames(), sse_error):
+            yield frame
         yield data(b"[DONE]")
+
+    async def _frames(self) -> AsyncIterator[bytes]:
+        yield self.chunk({"role": "assistant", "content": ""})
+        async for event in self.run.events(self.gw.settings.heartbeat_interval):
+            if isinstance(event, Heartbeat):
+                yield HEARTBEAT
+            elif isinstance(event, Finish):
+                yield self.chunk({}, finish_reason=self.finish_reason(event))
+            else:
+                for chunk in self.event_chunks(event):
+                    yield chunk
+        include_usage = self.body.stream_options is not None and self.body.stream_options.include_usage
+        if include_usage:
+            usage_payload = {
+                "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                "model": self.body.model, "system_fingerprint": self.run.answer.model_hash,
+                "choices": [], "usage": self.usage(),
+            }
+            yield data(json.dumps(usage_payload).encode())
 
 
 def citation_annotations(answer: Answer, content: str) -> list[dict[str, Any]]:

@@ -3,12 +3,17 @@ the client hangs up. (The heartbeat timing itself is ``core.aio.with_heartbeats`
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import anyio
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from core.answer_run import AnswerRun
+from core.errors import GatewayError
+
+log = logging.getLogger("grok2api")
 HEARTBEAT = b": keep-alive\n\n"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -42,3 +47,23 @@ class EventStream(StreamingResponse):
 
 def data(payload: bytes) -> bytes:
     return b"data: " + payload + b"\n\n"
+
+
+async def settled(
+    run: AnswerRun, frames: AsyncIterator[bytes], error_event: Callable[[GatewayError], bytes]
+) -> AsyncIterator[bytes]:
+    """A protocol's ``frames`` for one answer, then the run settled exactly once. A failure ends the stream with
+    the protocol's ``error_event``: never silently, never with a traceback."""
+    failure: GatewayError | None = None
+    try:
+        async for frame in frames:
+            yield frame
+    except GatewayError as exc:
+        failure = exc
+        yield error_event(exc)
+    except Exception as exc:
+        failure = GatewayError("internal error while streaming; the gateway logged the details")
+        log.exception("stream failed: %s", exc)
+        yield error_event(failure)
+    finally:
+        await run.close(failure)

@@ -190,6 +190,24 @@ class AnswerRun:
         self.builder, self.shaper = self._builder(), ReplyShaper(self.spec)
         return True
 
+    async def collect(self, feed: Callable[[ReplyEvent], object] | None = None) -> Finish:
+        """Drive the whole answer (non-streaming routes), handing each core event to ``feed``, then settle; the
+        ``Finish``. A failure settles as failed and is raised."""
+        failure: GatewayError | None = None
+        finish = Finish("stop")
+        try:
+            async for event in self.events():
+                if isinstance(event, Finish):
+                    finish = event
+                elif feed is not None and not isinstance(event, Heartbeat):
+                    feed(event)
+        except GatewayError as exc:
+            failure = exc
+            raise
+        finally:
+            await self.close(failure)
+        return finish
+
     async def close(self, failure: GatewayError | None, *, keep: tuple[str, str, float] | None = None) -> None:
         """Close upstream and settle the lease (shielded: a client hanging up cannot skip it). ``keep`` = (store
         key, value, TTL) written in the same settle command."""
