@@ -316,20 +316,8 @@ class GrokClient:
             if response.status_code != 200:
                 body = await _read_capped(response)
                 raise classify(response.status_code, dict(response.headers), body, what="chat")
-            decoder = JsonStreamDecoder()
-            chunks = response.aiter_content()
-            deadline = time.monotonic() + settings.request_timeout
-            while True:
-                try:
-                    chunk = await _next_chunk(chunks, settings.stream_idle_timeout, deadline)
-                except StopAsyncIteration:
-                    break
-                for obj in decoder.feed(chunk):
-                    for event in parse_rest_object(obj):
-                        yield event
-            for obj in decoder.close():
-                for event in parse_rest_object(obj):
-                    yield event
+            async for event in ndjson_events(response, settings, overall=settings.request_timeout):
+                yield event
         finally:
             await response.aclose()
 
@@ -547,6 +535,25 @@ def _plain(exc: BaseException, what: str, *, mid_answer: bool = False) -> str:
 def _network_error(exc: Exception, what: str) -> UpstreamError:
     kind = FailureKind.TIMEOUT if _is_timeout(exc) else FailureKind.NETWORK
     return UpstreamError(kind, f"{_plain(exc, what)} (during {what})")
+
+
+async def ndjson_events(response: Any, settings: Settings, *, overall: float) -> AsyncIterator[Event]:
+    """The events of an accepted NDJSON answer (REST chat, in-chat media), each chunk bounded by
+    ``stream_idle_timeout`` and the whole by ``overall`` seconds. The caller checks the status and closes."""
+    decoder = JsonStreamDecoder()
+    chunks = response.aiter_content()
+    deadline = time.monotonic() + overall
+    while True:
+        try:
+            chunk = await _next_chunk(chunks, settings.stream_idle_timeout, deadline)
+        except StopAsyncIteration:
+            break
+        for obj in decoder.feed(chunk):
+            for event in parse_rest_object(obj):
+                yield event
+    for obj in decoder.close():
+        for event in parse_rest_object(obj):
+            yield event
 
 
 def _ws_handshake_error(exc: Exception) -> UpstreamError:

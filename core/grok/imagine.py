@@ -41,13 +41,12 @@ from core.grok.client import (
     UploadedFile,
     _json_body,
     _network_error,
-    _next_chunk,
     _plain,
     _read_capped,
     _ws_handshake_error,
+    ndjson_events,
 )
 from core.grok.events import Event, StreamError
-from core.grok.parse import JsonStreamDecoder, parse_rest_object
 
 IMAGINE_FILE_SOURCE = "IMAGINE_SELF_UPLOAD_FILE_SOURCE"
 OVERALL_CAP = 180.0  # seconds: gateways give up on an Imagine request after 60–180 s (§9)
@@ -377,20 +376,8 @@ async def stream_conversation(
             body = await _read_capped(response)
             raise classify(response.status_code, dict(response.headers), body, what=what)
         progress.accepted = True
-        decoder = JsonStreamDecoder()
-        chunks = response.aiter_content()
-        deadline = time.monotonic() + min(settings.request_timeout, OVERALL_CAP)
-        while True:
-            try:
-                chunk = await _next_chunk(chunks, settings.stream_idle_timeout, deadline)
-            except StopAsyncIteration:
-                break
-            for obj in decoder.feed(chunk):
-                for event in parse_rest_object(obj):
-                    yield event
-        for obj in decoder.close():
-            for event in parse_rest_object(obj):
-                yield event
+        async for event in ndjson_events(response, settings, overall=min(settings.request_timeout, OVERALL_CAP)):
+            yield event
     finally:
         await response.aclose()
 
