@@ -76,6 +76,7 @@ def test_more_images_than_the_cap_is_a_400_naming_it(deploy) -> None:
     assert completion.choices[0].message.content
 
 
+@pytest.mark.netns  # non-loopback addresses: nothing may leave the machine
 def test_url_flood_is_refused_at_once_and_cheap_requests_keep_flowing(deploy) -> None:
     gateway = deploy(allow_private_urls=False)
     urls = [f"http://100.64.{i // 250}.{i % 250 + 1}/a.png" for i in range(500)]  # the reported 37 KB request
@@ -107,6 +108,7 @@ def test_one_deadline_stops_a_drip_feeding_host(deploy) -> None:
         assert 1 <= len(accepted) <= 2  # never more than image_fetch_concurrency at once, none after the deadline
 
 
+@pytest.mark.netns  # non-loopback addresses: nothing may leave the machine
 def test_every_remote_failure_reads_the_same(deploy) -> None:
     gateway = deploy(allow_private_urls=False)
     texts = set()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench.loop_lag import run
 
 MAX_LAG = 0.250
@@ -17,6 +19,7 @@ MAX_LAG_ALONE = 0.100  # load_images on a loop of its own
 MAX_CHEAP = 1.0
 
 
+@pytest.mark.netns  # refused-range URLs: nothing may leave the machine
 def test_adversarial_image_inputs_do_not_stall_the_loop(tmp_path: Path) -> None:
     rows = run(tmp_path, scale=0.3, deadline=1.5, parsing=False, log=lambda line: None)
     report = "\n".join(

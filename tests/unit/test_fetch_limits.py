@@ -188,6 +188,7 @@ async def test_request_byte_budget_spans_images() -> None:
 
 # --- per-request limits --------------------------------------------------------------------------------------
 
+@pytest.mark.netns  # non-loopback addresses: nothing may leave the machine
 async def test_image_cap_checked_before_any_work(monkeypatch: pytest.MonkeyPatch) -> None:
     async def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("fetched although the request has too many images")
@@ -263,6 +264,7 @@ async def test_one_failure_cancels_the_other_fetches() -> None:
         assert server.closed == 4
 
 
+@pytest.mark.netns  # non-loopback addresses: nothing may leave the machine
 async def test_one_shared_client(monkeypatch: pytest.MonkeyPatch) -> None:
     client = await shared_client()
     assert await shared_client() is client
@@ -281,6 +283,7 @@ async def test_one_shared_client(monkeypatch: pytest.MonkeyPatch) -> None:
     assert built == []
 
 
+@pytest.mark.netns  # non-loopback addresses: nothing may leave the machine
 async def test_refused_address_never_reaches_a_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     async def no_connect(*args: object, **kwargs: object) -> None:
         raise AssertionError("a connection was attempted to a refused address")
