@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 from core.errors import InvalidRequest, ModelNotFound
 
@@ -64,6 +64,11 @@ class VideoModelSpec:
 
 
 class Catalog:
+    """Chat models (``resolve``), image models (``resolve_image``) and video models (``resolve_video``), each
+    with its own lookup. Operator aliases (``MODEL_ALIASES``) may name a model of any of the three kinds; they
+    are applied by ``set_aliases`` once every kind is loaded (``load``), so an alias of an image or video
+    model is found — and an alias takes its name away from the other kinds' lookups (the operator's word wins)."""
+
     def __init__(
         self, models: list[ModelSpec], extra_aliases: Mapping[str, str] | None = None, claude_model: str | None = None
     ) -> None:
@@ -73,16 +78,37 @@ class Catalog:
         for model in models:
             for name in (model.id, *model.aliases):
                 self._lookup[name.lower()] = model
-        for alias, target in (extra_aliases or {}).items():
-            model = self._lookup.get(target.lower())
-            if model is None:
-                raise ValueError(f"MODEL_ALIASES: {alias!r} points at unknown model {target!r}")
-            self._lookup[alias.lower()] = model
-        self.operator_aliases = dict(extra_aliases or {})
+        self.operator_aliases: dict[str, str] = {}  # chat aliases only (/v1/models lists them as chat models)
+        self.media_aliases: dict[str, str] = {}  # operator aliases of image and video models
         self.image_models: dict[str, ImageModelSpec] = {}
         self._image_lookup: dict[str, ImageModelSpec] = {}
         self.video_models: dict[str, VideoModelSpec] = {}
         self._video_lookup: dict[str, VideoModelSpec] = {}
+        if extra_aliases:
+            self.set_aliases(extra_aliases)
+
+    def set_aliases(self, extra_aliases: Mapping[str, str]) -> None:
+        """Apply ``MODEL_ALIASES``: each target is a chat, image or video model id or alias (looked up in that
+        order); an unknown target is a ``ValueError`` naming it (a start-up configuration error)."""
+        lookups: tuple[dict[str, Any], ...] = (self._lookup, self._image_lookup, self._video_lookup)
+        for alias, target in extra_aliases.items():
+            key = alias.strip().lower()
+            found = next(((table, table[target.lower()]) for table in lookups if target.lower() in table), None)
+            if found is None:
+                raise ValueError(f"MODEL_ALIASES: {alias!r} points at unknown model {target!r}")
+            table, model = found
+            for other in lookups:
+                other.pop(key, None)
+            table[key] = model
+            mine, other = ((self.operator_aliases, self.media_aliases) if table is self._lookup
+                           else (self.media_aliases, self.operator_aliases))
+            other.pop(alias, None)
+            mine[alias] = target
+
+    def find_video(self, name: object) -> VideoModelSpec | None:
+        """The video model ``name`` names (id, alias or operator alias), else None: how chat completions tell a
+        video request from a chat one."""
+        return self._video_lookup.get(name.strip().lower()) if isinstance(name, str) else None
 
     def add_video_models(self, models: list[VideoModelSpec]) -> None:
         for model in models:
@@ -138,13 +164,14 @@ class Catalog:
     def load(cls, extra_aliases: Mapping[str, str] | None = None, claude_model: str | None = None) -> Catalog:
         raw = json.loads(resources.files("core").joinpath("models.json").read_text("utf-8"))
         models = [ModelSpec(**{**m, "aliases": tuple(m.get("aliases", ()))}) for m in raw["models"]]
-        catalog = cls(models, extra_aliases, claude_model)
+        catalog = cls(models, claude_model=claude_model)
         catalog.add_image_models([
             ImageModelSpec(**{**m, "aliases": tuple(m.get("aliases", ()))}) for m in raw.get("image_models", ())
         ])
         catalog.add_video_models([
             VideoModelSpec(**{**m, "aliases": tuple(m.get("aliases", ()))}) for m in raw.get("video_models", ())
         ])
+        catalog.set_aliases(extra_aliases or {})  # last: an alias may name a model of any kind
         return catalog
 
     def resolve(self, name: object, *, claude_model: str | None = None) -> ModelSpec:
