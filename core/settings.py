@@ -93,6 +93,19 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "sticky_ttl": ("STICKY_TTL",),
     "usage_retention_days": ("USAGE_RETENTION_DAYS",),
     # --- end token pool ---
+    # --- run-time settings and admin sessions (core/runtime_settings.py, api/_session.py) ---
+    "settings_cache_ttl": ("SETTINGS_CACHE_TTL",),
+    "log_retention_days": ("LOG_RETENTION_DAYS",),
+    "log_max_entries": ("LOG_MAX_ENTRIES",),
+    "log_content_chars": ("LOG_CONTENT_CHARS",),
+    "public_playground": ("PUBLIC_PLAYGROUND",),
+    "public_key": ("PUBLIC_KEY",),
+    "public_rpm": ("PUBLIC_RPM",),
+    "admin_session_ttl": ("ADMIN_SESSION_TTL",),
+    "login_max_failures": ("LOGIN_MAX_FAILURES",),
+    "login_failure_window": ("LOGIN_FAILURE_WINDOW",),
+    "trust_proxy_headers": ("TRUST_PROXY_HEADERS",),
+    # --- end run-time settings and admin sessions ---
 }
 
 
@@ -231,6 +244,28 @@ class Settings(BaseModel):
     )
     usage_retention_days: int = Field(35, ge=1, description="Days the daily usage counters are kept.")
     # --- end token pool ---
+
+    # --- run-time settings and admin sessions (core/runtime_settings.py, api/_session.py) ---
+    settings_cache_ttl: float = Field(
+        5.0, gt=0, le=300, description="Seconds an instance trusts its cached run-time settings before a version check."
+    )
+    log_retention_days: float = Field(7.0, gt=0, description="Days request log records are kept.")
+    log_max_entries: int = Field(10000, ge=100, description="Most request log records kept (the oldest go first).")
+    log_content_chars: int = Field(
+        0, ge=0, le=100000, description="First N characters of prompts and answers kept in the log (0 = none)."
+    )
+    public_playground: bool = Field(False, description="Let the playground call the API without a client key.")
+    public_key: str = Field("", description="Key the public playground must send (empty = none needed).")
+    public_rpm: int = Field(10, ge=1, description="Public playground requests per minute per client address.")
+    admin_session_ttl: float = Field(
+        43200.0, gt=0, le=30 * 86400, description="Seconds an admin console login lasts."
+    )
+    login_max_failures: int = Field(10, ge=1, description="Wrong admin passwords per client address per window.")
+    login_failure_window: float = Field(900.0, gt=0, description="Seconds the wrong-password count is kept.")
+    trust_proxy_headers: bool = Field(
+        False, description="Take the client address from X-Forwarded-For (only behind a proxy that sets it)."
+    )
+    # --- end run-time settings and admin sessions ---
 
     @field_validator("api_keys", "filter_tags", mode="before")
     @classmethod
