@@ -7,10 +7,11 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api import (
     _admin,
+    _admin_settings,
     _anthropic,
     _completions,
     _cron,
@@ -20,6 +21,7 @@ from api import (
     _media,
     _openai,
     _responses,
+    _session,
     _videos,
 )
 from api._auth import KeyChecker
@@ -68,11 +70,14 @@ def create_app(settings: Settings | None = None, *, gateway_factory: Callable[[]
     app.state.gateway = holder
     app.state.keys = KeyChecker(settings.api_keys, settings.admin_password, settings.cron_secret)
     _errors.install(app)
+    app.router.dependencies.append(Depends(_admin_settings.fresh_settings))  # before the routers: all get it
     app.include_router(_openai.router)
     app.include_router(_responses.router)
     app.include_router(_completions.router)
     app.include_router(_anthropic.router)
     app.include_router(_admin.router)
+    app.include_router(_admin_settings.router)
+    app.include_router(_session.router)
     app.include_router(_cron.router)
     app.include_router(_health.router)
     app.include_router(_media.router)

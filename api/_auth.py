@@ -11,6 +11,7 @@ import hmac
 
 from fastapi import Request
 
+from api._session import console_session
 from core.errors import AuthenticationFailed, PermissionDenied
 
 
@@ -59,12 +60,19 @@ class KeyChecker:
         if not matches_any(key, self.api_digests):
             raise AuthenticationFailed("Incorrect API key provided.")
 
-    def admin(self, request: Request) -> None:
+    async def admin(self, request: Request) -> None:
+        """Bearer ADMIN_PASSWORD (scripts; no CSRF needed), or, when no key is sent, the console's session cookie
+        (its CSRF token required on state-changing methods: 403 ``csrf_failed``)."""
         if not self.admin_digests:
             raise PermissionDenied("The admin API is disabled: set ADMIN_PASSWORD to enable it.", code="admin_disabled")
         key = presented_key(request)
-        if key is None or not matches_any(key, self.admin_digests):
-            raise AuthenticationFailed("Admin authentication required (Bearer ADMIN_PASSWORD).", code="invalid_admin_key")
+        if key is not None and matches_any(key, self.admin_digests):
+            return
+        if key is None and await console_session(request) is not None:
+            return
+        raise AuthenticationFailed(
+            "Admin authentication required (Bearer ADMIN_PASSWORD or a console session).", code="invalid_admin_key"
+        )
 
     def cron(self, request: Request) -> None:
         """Vercel Cron sends ``Authorization: Bearer $CRON_SECRET``; the admin secret works too."""

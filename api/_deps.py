@@ -45,7 +45,7 @@ async def client_auth(request: Request) -> None:
 
 
 async def admin_auth(request: Request) -> None:
-    keys(request).admin(request)
+    await keys(request).admin(request)
 
 
 async def cron_auth(request: Request) -> None:
