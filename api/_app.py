@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 
 from api import (
     _admin,
+    _admin_media,
     _admin_settings,
     _anthropic,
     _completions,
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, gateway_factory: Callable[[]
     app.include_router(_media.router)
     app.include_router(_images.router)
     app.include_router(_videos.router)
+    app.include_router(_admin_media.router)
     _errors.document_errors(app)  # the OpenAPI schema states the error shapes routes really return
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     log = logging.getLogger("grok2api")

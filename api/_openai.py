@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from api._chat_video import chat_video
 from api._deps import client_auth, gateway
 from api._errors import sse_error
 from api._media import chat_media
@@ -74,6 +75,9 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, gw: Gateway = Depends(gateway), media: ChatMedia = Depends(chat_media)
 ) -> JSONResponse | EventStream:
     body.check()
+    video = gw.catalog.find_video(body.model)
+    if video is not None:  # a video model answers with a link to the stored clip (api/_chat_video.py)
+        return await chat_video(body, request, gw, video)
     model = gw.catalog.resolve(body.model)
     spec = body.reply_spec()
     prompt = compose(body.to_turns(), spec)

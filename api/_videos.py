@@ -28,7 +28,16 @@ from core.attachments import EXTENSIONS, Attachment, load_images, sniff_image
 from core.catalog import VideoModelSpec
 from core.errors import InvalidRequest, NotFound, PayloadTooLarge
 from core.gateway import Gateway
-from core.videos import DEFAULT_SIZE, SIZES, VideoJobs, VideoParams, VideoService, drive, parse_params
+from core.videos import (
+    DEFAULT_SIZE,
+    SIZES,
+    VideoJobs,
+    VideoParams,
+    VideoService,
+    drive,
+    parse_params,
+    start_job,
+)
 
 router = APIRouter(prefix="/v1/videos", dependencies=[Depends(client_auth)], tags=["videos"])
 FIELDS = ("prompt", "model", "seconds", "size", "input_reference")
@@ -114,9 +123,7 @@ async def create_video(request: Request, gw: Gateway = Depends(gateway)) -> JSON
         job.update(status="queued")
         await jobs.create(job, score=now)
         return JSONResponse(video_object({k: str(v) for k, v in job.items()}))
-    job.update(status="in_progress", driver=secrets.token_hex(8), deadline=now + settings.video_timeout,
-               started_at=now)
-    await jobs.create(job, score=now)
+    job = await start_job(jobs, spec, params, timeout=settings.video_timeout, ttl=settings.video_job_ttl)
     outcome = await drive(jobs, _service(gw), spec, job["id"], params, image, settings.video_timeout)
     return JSONResponse(video_object({**{k: str(v) for k, v in job.items()}, **{k: str(v) for k, v in outcome.items()}}))
 
@@ -207,7 +214,7 @@ async def _current(gw: Gateway, video_id: str) -> dict[str, Any]:
 
 async def _inputs(gw: Gateway, job: dict[str, str]) -> tuple[VideoModelSpec, VideoParams, Attachment | None]:
     spec = gw.catalog.resolve_video(job.get("model"))
-    params = parse_params(job.get("prompt"), job.get("seconds"), job.get("size"))
+    params = parse_params(job.get("prompt"), job.get("seconds"), job.get("size"), job.get("preset"))
     image = None
     if job.get("ref_media"):
         item = await gw.media.get(job["ref_media"])

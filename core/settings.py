@@ -68,6 +68,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "video_drive": ("VIDEO_DRIVE",),
     "video_timeout": ("VIDEO_TIMEOUT",),
     "video_job_ttl": ("VIDEO_JOB_TTL",),
+    "video_format": ("VIDEO_FORMAT",),
     "image_format": ("IMAGE_FORMAT",),
     "image_transport": ("IMAGE_TRANSPORT",),
     "grok_imagine_ws_url": ("GROK_IMAGINE_WS_URL",),
@@ -186,6 +187,10 @@ class Settings(BaseModel):
         240.0, gt=0, le=900, description="Seconds one video job may run (generation + download); then it failed."
     )
     video_job_ttl: float = Field(86400.0, gt=0, description="Seconds a video job can be polled, listed or downloaded.")
+    video_format: Literal["markdown", "html", "url"] = Field(
+        "markdown", description="How a chat completion with a video model links the video: markdown links "
+        "(video + poster), an HTML <video> tag with the poster, or the bare URL."
+    )
     image_format: Literal["url", "b64_json"] = Field(
         "url", description="How images inside chat answers are given: links to the media store, or data URLs."
     )

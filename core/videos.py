@@ -59,6 +59,7 @@ SIZES: dict[str, tuple[str, str]] = {
     "720x720": ("1:1", "720p"),
 }
 DEFAULT_SIZE = "480x854"  # 480p: the `video` product every plan has (Basic has no 720p quota)
+DEFAULT_ASPECT = "9:16"
 DEFAULT_SECONDS = 6
 MIN_SECONDS, MAX_SECONDS = 1, 15  # D5: duration 1–15 s in one call (longer clips need extension rounds)
 MAX_PROMPT = 4000
@@ -89,6 +90,15 @@ return 1
 """)
 
 
+# §8.3 presets → the message's --mode flag (custom = the prompt as given)
+PRESETS: dict[str, str] = {"custom": "custom", "normal": "normal", "fun": "extremely-crazy",
+                           "spicy": "extremely-spicy-or-crazy"}
+ASPECTS = tuple(dict.fromkeys(aspect for aspect, _ in SIZES.values()))
+RESOLUTIONS = ("480p", "720p")
+_RESOLUTION_NAMES = {"480p": "480p", "480": "480p", "sd": "480p", "standard": "480p",
+                     "720p": "720p", "720": "720p", "hd": "720p", "high": "720p"}
+
+
 @dataclass(frozen=True, slots=True)
 class VideoParams:
     prompt: str
@@ -96,9 +106,35 @@ class VideoParams:
     size: str
     aspect_ratio: str
     resolution: str
+    preset: str = "custom"
+
+    @property
+    def mode_flag(self) -> str:
+        return PRESETS[self.preset]
 
 
-def parse_params(prompt: object, seconds: object, size: object) -> VideoParams:
+def size_for(aspect_ratio: object, resolution: object, *, params: tuple[str, str]) -> str:
+    """An aspect ratio and a resolution name (chat completions' ``video_config``) → the ``SIZES`` key;
+    ``params`` names the two fields in errors."""
+    aspect = DEFAULT_ASPECT if aspect_ratio in (None, "") else str(aspect_ratio).strip()
+    if aspect not in ASPECTS:
+        raise InvalidRequest(f"`{params[0]}` must be one of {', '.join(ASPECTS)}", param=params[0])
+    name = "480p" if resolution in (None, "") else _RESOLUTION_NAMES.get(str(resolution).strip().lower())
+    if name is None:
+        raise InvalidRequest(f"`{params[1]}` must be 480p or 720p", param=params[1])
+    return next(size for size, pair in SIZES.items() if pair == (aspect, name))
+
+
+def parse_preset(value: object, *, param: str = "preset") -> str:
+    preset = "custom" if value in (None, "") else str(value).strip().lower()
+    if preset not in PRESETS:
+        raise InvalidRequest(f"`{param}` must be one of {', '.join(PRESETS)}", param=param)
+    return preset
+
+
+def parse_params(
+    prompt: object, seconds: object, size: object, preset: object = None, *, seconds_param: str = "seconds"
+) -> VideoParams:
     """Everything a job could get wrong, checked before anything is stored or sent."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise InvalidRequest("`prompt` is required", param="prompt")
@@ -109,15 +145,15 @@ def parse_params(prompt: object, seconds: object, size: object) -> VideoParams:
     else:
         text = str(seconds).strip()
         if isinstance(seconds, bool) or not text.isdigit() or not MIN_SECONDS <= int(text) <= MAX_SECONDS:
-            raise InvalidRequest(f"`seconds` must be a whole number from {MIN_SECONDS} to {MAX_SECONDS} "
-                                 "(one Grok video call)", param="seconds")
+            raise InvalidRequest(f"`{seconds_param}` must be a whole number from {MIN_SECONDS} to {MAX_SECONDS} "
+                                 "(one Grok video call)", param=seconds_param)
         count = int(text)
     size = DEFAULT_SIZE if size in (None, "") else size
     if not isinstance(size, str) or size.strip().lower() not in SIZES:
         raise InvalidRequest(f"`size` must be one of {', '.join(SIZES)}", param="size")
     size = size.strip().lower()
     aspect, resolution = SIZES[size]
-    return VideoParams(prompt.strip(), count, size, aspect, resolution)
+    return VideoParams(prompt.strip(), count, size, aspect, resolution, parse_preset(preset))
 
 
 def quota_kind(spec: VideoModelSpec, params: VideoParams) -> str:
@@ -225,7 +261,8 @@ class VideoService(ImageService):
         async def attempt(creds: Credentials, lease: Lease, progress: imagine.Progress) -> VideoOut:
             if image is None:
                 payload = video.text_payload(params.prompt, aspect_ratio=params.aspect_ratio,
-                                             seconds=params.seconds, resolution=params.resolution)
+                                             seconds=params.seconds, resolution=params.resolution,
+                                             mode=params.mode_flag)
             else:
                 uploaded = await imagine.upload(self.client, creds, name=image.name, mime=image.mime, data=image.data)
                 image_url = video.assets_url(self.client, uploaded.uri) if uploaded.uri else ""
@@ -235,17 +272,19 @@ class VideoService(ImageService):
                 payload = video.image_payload(
                     params.prompt, image_url=image_url, file_id=uploaded.file_id, post_id=post_id,
                     aspect_ratio=params.aspect_ratio, seconds=params.seconds, resolution=params.resolution,
+                    mode=params.mode_flag,
                 )
             events = imagine.stream_conversation(self.client, creds, payload, progress, referer="/imagine",
                                                  what="video generation")
             result = await video.read_stream(events, on_progress)
-            stored = await self._store_video(creds, result.video_url, params.prompt, spec.id)
-            poster = await self._store_poster(creds, result.poster_url, params.prompt, spec.id)
+            poster = await self._store_poster(creds, result.poster_url, params.prompt, spec.id)  # first: linked
+            stored = await self._store_video(creds, result.video_url, params.prompt, spec.id,
+                                             poster.filename if poster else "")
             return VideoOut(stored, poster, creds.account_id)
 
         return await self._leased(leased, attempt)  # type: ignore[arg-type]
 
-    async def _store_video(self, creds: Credentials, url: str, prompt: str, model: str) -> MediaItem:
+    async def _store_video(self, creds: Credentials, url: str, prompt: str, model: str, poster: str = "") -> MediaItem:
         response, chunks = await video.open_asset(self.client, creds, url)
         try:
             head = b""
@@ -262,7 +301,7 @@ class VideoService(ImageService):
                     yield chunk
 
             return await self.media.put_stream(body(), mime="video/mp4", kind="video", account_id=creds.account_id,
-                                               source=f"videos:{model}", prompt=prompt[:1000])
+                                               source=f"videos:{model}", prompt=prompt[:1000], poster=poster)
         finally:
             with contextlib.suppress(Exception):
                 await response.aclose()
@@ -279,15 +318,51 @@ class VideoService(ImageService):
                                     source=f"videos/poster:{model}", prompt=prompt[:1000])
 
 
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    fields: dict[str, str | int | float]  # what was written to the job record
+    out: VideoOut | None = None  # completed: the stored video and poster
+    error: GatewayError | None = None  # failed: why (its HTTP status, for callers that answer with it)
+
+
+async def start_job(
+    jobs: VideoJobs, spec: VideoModelSpec, params: VideoParams, *, timeout: float, ttl: float,
+    **extra: str | int | float,
+) -> dict[str, Any]:
+    """A new job record, already ``in_progress`` for the request that is about to drive it (one command)."""
+    now = time.time()
+    job: dict[str, Any] = {
+        "id": new_job_id(), "model": spec.id, "seconds": params.seconds, "size": params.size,
+        "prompt": params.prompt, "created_at": int(now), "expires_at": int(now + ttl), "progress": 0,
+        "status": "in_progress", "driver": secrets.token_hex(8), "deadline": now + timeout, "started_at": now,
+        **extra,
+    }
+    if params.preset != "custom":
+        job["preset"] = params.preset
+    await jobs.create(job, score=now)
+    return job
+
+
 async def drive(
     jobs: VideoJobs, service: VideoService, spec: VideoModelSpec, job_id: str, params: VideoParams,
     image: Attachment | None, timeout: float,
 ) -> dict[str, str | int | float]:
     """Run one claimed job to its end (completed or failed) and write the outcome; returns the fields written."""
+    return (await drive_job(jobs, service, spec, job_id, params, image, timeout)).fields
+
+
+async def drive_job(
+    jobs: VideoJobs, service: VideoService, spec: VideoModelSpec, job_id: str, params: VideoParams,
+    image: Attachment | None, timeout: float, listener: Callable[[int], Awaitable[None]] | None = None,
+) -> JobOutcome:
+    """``drive`` with the outcome's details; ``listener`` hears every progress value (a chat stream shows them),
+    while the store gets one write per ``PROGRESS_STEP`` points."""
     written = 0
 
     async def on_progress(value: int) -> None:
         nonlocal written
+        if listener is not None:
+            await listener(value)
         if value >= written + PROGRESS_STEP:
             written = value
             try:
@@ -296,6 +371,8 @@ async def drive(
                 log.info("video %s: progress not written (%s)", job_id, exc.message)
 
     fields: dict[str, str | int | float]
+    out: VideoOut | None = None
+    error: GatewayError | None = None
     try:
         async with asyncio.timeout(timeout):
             out = await service.generate(spec, params, image, on_progress)
@@ -305,18 +382,20 @@ async def drive(
             fields["poster_media"] = out.poster.id
     except TimeoutError:
         fields = _failed("timeout", f"the video did not finish within {timeout:g}s")
+        error = UpstreamError(FailureKind.TIMEOUT, str(fields["error_message"]))
     except video.VideoModerated as exc:
-        fields = _failed("content_policy_violation", exc.message)
+        fields, error = _failed("content_policy_violation", exc.message), exc
     except GatewayError as exc:
-        fields = _failed(str(getattr(exc, "code", None) or "generation_failed"), exc.message)
+        fields, error = _failed(str(getattr(exc, "code", None) or "generation_failed"), exc.message), exc
     except asyncio.CancelledError:
         await asyncio.shield(_write(jobs, job_id, _failed("cancelled", "the request driving this video ended")))
         raise
     except Exception as exc:
         log.exception("video %s failed: %s", job_id, exc)
         fields = _failed("internal_error", "internal error; the gateway logged the details")
+        error = GatewayError(str(fields["error_message"]))
     await _write(jobs, job_id, fields)
-    return fields
+    return JobOutcome(fields, out, error)
 
 
 def _failed(code: str, message: str) -> dict[str, str | int | float]:

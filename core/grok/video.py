@@ -43,11 +43,13 @@ class VideoResult:
     video_id: str
 
 
-def text_payload(prompt: str, *, aspect_ratio: str, seconds: int, resolution: str) -> dict[str, Any]:
-    """D5 (GO-HEAD, 2026-08): text to video, no media post."""
+def text_payload(
+    prompt: str, *, aspect_ratio: str, seconds: int, resolution: str, mode: str = MODE_FLAG
+) -> dict[str, Any]:
+    """D5 (GO-HEAD, 2026-08): text to video, no media post. ``mode``: the preset's flag (§8.3)."""
     return {
         "modelName": "imagine-video-gen",
-        "message": f"{prompt} --mode={MODE_FLAG}",
+        "message": f"{prompt} --mode={mode}",
         "enableImageStreaming": True,
         "enableSideBySide": True,
         "sendFinalMetadata": True,
@@ -60,13 +62,14 @@ def text_payload(prompt: str, *, aspect_ratio: str, seconds: int, resolution: st
 
 
 def image_payload(
-    prompt: str, *, image_url: str, file_id: str, post_id: str, aspect_ratio: str, seconds: int, resolution: str
+    prompt: str, *, image_url: str, file_id: str, post_id: str, aspect_ratio: str, seconds: int, resolution: str,
+    mode: str = MODE_FLAG,
 ) -> dict[str, Any]:
     """D4 (browser, 2026-07): image to video over a parent image post."""
     return {
         "temporary": True,
         "modelName": "imagine-video-gen",
-        "message": f"{image_url}  {prompt} --mode={MODE_FLAG}".replace("   ", "  "),
+        "message": f"{image_url}  {prompt} --mode={mode}".replace("   ", "  "),
         "enableSideBySide": True,
         "fileAttachments": [file_id],
         "responseMetadata": {"experiments": [], "modelConfigOverride": {"modelMap": {"videoGenModelConfig": {

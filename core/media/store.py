@@ -286,12 +286,13 @@ class MediaStore:
 
     async def put_stream(
         self, chunks: AsyncIterator[bytes], *, mime: str, kind: str = "video", account_id: str = "",
-        source: str = "", prompt: str = "",
+        source: str = "", prompt: str = "", poster: str = "",
     ) -> MediaItem:
-        """Store a large object chunk by chunk (a temporary file, or S3 multipart parts); never all in memory."""
+        """Store a large object chunk by chunk (a temporary file, or S3 multipart parts); never all in memory.
+        ``poster``: a video's poster image, stored first (the admin listing links it)."""
         media_id, mime = new_id(), _mime(mime)
         size = await self.backend.write_stream(media_id + extension(mime), chunks, mime, self.max_bytes)
-        item = MediaItem(media_id, mime, size, kind, time.time(), account_id, source, prompt)
+        item = MediaItem(media_id, mime, size, kind, time.time(), account_id, source, prompt, poster)
         await self.records.add(item)
         self._remember(item)
         return item

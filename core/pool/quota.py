@@ -87,16 +87,27 @@ def parse_rate_limits(body: Mapping[str, Any], *, now: float | None = None) -> Q
     return QuotaWindow(remaining=remaining, total=total, window_seconds=window, resets_at=resets_at)
 
 
+# Products whose ``null`` (or missing key) means "this plan has none": ``video720p`` is null on Basic, and a
+# 720p call there is refused upstream (403, uncharged). Stored as an empty window with no reset time, so the pool
+# skips the account for that kind and only re-checks it (a ``quota_info`` call, never a generation) once the
+# window turns stale. Other products stay "unknown" when null: captures show them null on plans that use them.
+ABSENT_MEANS_NONE = frozenset({"video_720p"})
+ABSENT = QuotaWindow(remaining=0, total=0)
+
+
 def parse_quota_info(body: Mapping[str, Any]) -> dict[str, QuotaWindow]:
     """``/rest/media/imagine/quota_info`` answer → ``{media kind: window}``.
 
-    A product that is ``null`` or absent is left out (unknown); ``available: false`` is a window with nothing
-    remaining; ``nextAvailableAt`` (RFC 3339, nanoseconds allowed) becomes ``resets_at``.
+    A product that is ``null`` or absent is left out (unknown), except those of ``ABSENT_MEANS_NONE``, which
+    become ``ABSENT`` (nothing remaining, no reset); ``available: false`` is a window with nothing remaining;
+    ``nextAvailableAt`` (RFC 3339, nanoseconds allowed) becomes ``resets_at``.
     """
     out: dict[str, QuotaWindow] = {}
     for key, kind in _QUOTA_INFO_KEYS.items():
         product = body.get(key)
         if not isinstance(product, Mapping):
+            if kind in ABSENT_MEANS_NONE:
+                out[kind] = ABSENT
             continue
         remaining = _int(product.get("remainingQueries"))
         if product.get("available") is False:

@@ -163,9 +163,11 @@ def test_720p_on_basic_is_a_failed_job_without_charge(
     videos = deploy(data_dir=tmp_path_factory.mktemp("basic-media"))
     videos.add_accounts(1, tier="basic")
     before = (_charged(videos, "video"), _charged(videos, "video720p"))
+    calls = _video_calls(videos)
     video = videos.client().videos.create(prompt="hd please", size="720x1280", seconds="6")
     assert video.status == "failed" and video.error is not None
-    assert "not available" in video.error.message  # grok.com: Basic has no video720p product
+    assert "video_720p" in video.error.message  # quota_info: video720p null = Basic has no such product
+    assert _video_calls(videos) == calls  # so the job never reached grok.com (which would answer 403)
     assert (_charged(videos, "video"), _charged(videos, "video720p")) == before
 
 
