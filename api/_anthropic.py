@@ -23,8 +23,9 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
+from api._access import client_auth
 from api._anthropic_schemas import CountTokensRequest, MessagesRequest
-from api._deps import client_auth, gateway
+from api._deps import gateway
 from api._errors import anthropic_error_body
 from api._media import chat_media
 from api._sse import EventStream, settled

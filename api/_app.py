@@ -11,6 +11,8 @@ from fastapi import Depends, FastAPI
 
 from api import (
     _admin,
+    _admin_keys,
+    _admin_ledger,
     _admin_media,
     _admin_settings,
     _anthropic,
@@ -27,6 +29,7 @@ from api import (
 )
 from api._auth import KeyChecker
 from api._deps import GatewayHolder
+from api._ledger import RequestLedger
 from api._limits import BodyLimit
 from core.fetch import aclose_shared_client
 from core.gateway import Gateway
@@ -77,6 +80,8 @@ def create_app(settings: Settings | None = None, *, gateway_factory: Callable[[]
     app.include_router(_completions.router)
     app.include_router(_anthropic.router)
     app.include_router(_admin.router)
+    app.include_router(_admin_keys.router)
+    app.include_router(_admin_ledger.router)
     app.include_router(_admin_settings.router)
     app.include_router(_session.router)
     app.include_router(_cron.router)
@@ -87,6 +92,7 @@ def create_app(settings: Settings | None = None, *, gateway_factory: Callable[[]
     app.include_router(_admin_media.router)
     _errors.document_errors(app)  # the OpenAPI schema states the error shapes routes really return
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestLedger)  # outermost: logs what the client was really answered
     log = logging.getLogger("grok2api")
     log.setLevel(logging.INFO)
     if app.state.keys.open_access:

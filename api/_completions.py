@@ -20,7 +20,8 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api._deps import client_auth, gateway
+from api._access import client_auth
+from api._deps import gateway
 from api._errors import sse_error
 from api._media import chat_media
 from api._openai_schemas import StreamOptions, _stops

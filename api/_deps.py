@@ -40,10 +40,6 @@ def keys(request: Request) -> KeyChecker:
     return request.app.state.keys
 
 
-async def client_auth(request: Request) -> None:
-    keys(request).client(request)
-
-
 async def admin_auth(request: Request) -> None:
     await keys(request).admin(request)
 

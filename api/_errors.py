@@ -15,7 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import GatewayError, InvalidRequest, NoAccountAvailable, UpstreamError
+from core import ledger
+from core.errors import GatewayError, InvalidRequest
 
 log = logging.getLogger("grok2api")
 
@@ -50,8 +51,11 @@ def error_response(request: Request, error: GatewayError) -> JSONResponse:
     body = anthropic_error_body(error) if is_anthropic(request) else openai_error_body(error)
     headers = {}
     retry_after = getattr(error, "retry_after", None)
-    if isinstance(error, NoAccountAvailable | UpstreamError) and retry_after:
+    if retry_after:
         headers["Retry-After"] = str(max(1, round(retry_after)))
+    record = ledger.current()
+    if record is not None:  # the request log says what the client was told
+        record.fail(error.status, error.code or error.type, error.message)
     return JSONResponse(body, status_code=error.status, headers=headers)
 
 

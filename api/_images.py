@@ -24,7 +24,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from api._deps import client_auth, gateway
+from api._access import client_auth
+from api._deps import gateway
 from api._errors import sse_error, validation_error
 from api._media import public_base
 from api._sse import HEARTBEAT, EventStream

@@ -12,8 +12,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from api._access import client_auth
 from api._chat_video import chat_video
-from api._deps import client_auth, gateway
+from api._deps import gateway
 from api._errors import sse_error
 from api._media import chat_media
 from api._openai_schemas import ChatCompletionRequest

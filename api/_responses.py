@@ -23,7 +23,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
-from api._deps import client_auth, gateway
+from api._access import client_auth
+from api._deps import gateway
 from api._media import chat_media
 from api._responses_schemas import (
     ResponsesRequest,

@@ -21,7 +21,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from api._deps import client_auth, gateway
+from api._access import client_auth
+from api._deps import gateway
 from api._images import _header_params, _parts
 from api._media import serve_media
 from core.attachments import EXTENSIONS, Attachment, load_images, sniff_image

@@ -15,6 +15,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
+from core import ledger
 from core.aio import with_heartbeats
 from core.answer import Answer, AnswerBuilder, estimate_tokens
 from core.chat import ChatRequest, ChatStream, stream_error
@@ -185,7 +186,7 @@ class AnswerRun:
         self.repaired = True
         problems, raw = self.shaper.json_problems or ["no JSON value found"], self.shaper.json_raw
         log.info("structured output did not validate (%s); asking once more", "; ".join(problems[:3]))
-        await self.close(None)
+        await self._settle(None, keep=None, record=None)  # not the request's last settle: no ledger yet
         self.stream = await self.repair(repair_prompt(self.spec.output, raw, problems))
         self.builder, self.shaper = self._builder(), ReplyShaper(self.spec)
         return True
@@ -210,10 +211,25 @@ class AnswerRun:
 
     async def close(self, failure: GatewayError | None, *, keep: tuple[str, str, float] | None = None) -> None:
         """Close upstream and settle the lease (shielded: a client hanging up cannot skip it). ``keep`` = (store
-        key, value, TTL) written in the same settle command."""
+        key, value, TTL) written in the same settle command, and so is the request's ledger record (core/ledger):
+        the log entry and counters of a chat answer cost no store command of their own."""
+        record = ledger.current()
+        if record is not None and not record.written:
+            record.stream = self.streaming
+            if failure is not None:  # a stream already answered 200: the failure is its error event
+                status = 200 if self.streaming else failure.status
+                record.fail(status, failure.code or failure.type, failure.message)
+            elif not record.status:
+                record.status = 200
+            record.answer = self.shaper.content
+        await self._settle(failure, keep=keep, record=record)
+
+    async def _settle(
+        self, failure: GatewayError | None, *, keep: tuple[str, str, float] | None, record: ledger.RequestRecord | None
+    ) -> None:
         await asyncio.shield(
             self.stream.finish(
                 failure=failure, prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
-                keep=keep,
+                keep=keep, record=record,
             )
         )

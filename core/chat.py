@@ -20,6 +20,7 @@ from core.errors import FailureKind, GatewayError, NoAccountAvailable, StoreUnav
 from core.grok.classify import AUTH_MARKERS, BLOCKED_MARKERS
 from core.grok.client import ChatCall, Credentials, GrokClient
 from core.grok.events import ConversationStarted, Event, ModelInfo, StreamError, Title, UserTurn
+from core.ledger import Ledger, RequestRecord
 from core.pool import Lease, Outcome, QuotaWindow, TokenPool
 from core.prompt import Prompt
 from core.quota_sync import fetch_chat_windows
@@ -93,11 +94,13 @@ class ChatStream:
 
     async def finish(
         self, *, failure: GatewayError | None = None, prompt_tokens: int = 0, completion_tokens: int = 0,
-        keep: tuple[str, str, float] | None = None,
+        keep: tuple[str, str, float] | None = None, record: RequestRecord | None = None,
     ) -> None:
         """Close upstream and settle the lease. Never raises for the store: by now the client may have the whole
         answer, and telling it to retry would make upstream charge twice (see ``ChatService.settle_reliably``).
-        ``keep`` = (store key, value, TTL): stored by the same settle command (e.g. a Responses API answer)."""
+        ``keep`` = (store key, value, TTL): stored by the same settle command (e.g. a Responses API answer).
+        ``record``: the request's ledger record (status and answer already set by the caller), completed here and
+        written by the same settle command."""
         if self._finished:
             return
         self._finished = True
@@ -113,7 +116,11 @@ class ChatStream:
             # so the failure is counted on it but earns no backoff. Account-level kinds (401, 403, usage
             # limit) still apply in full.
             upstream_failure = _not_held(upstream_failure)
-        await self._service.settle_reliably(
+        ledger = None
+        if record is not None and not record.written and record.logged:
+            self._fill(record, prompt_tokens, completion_tokens)
+            ledger = self._service.ledger.ops(record)
+        settled = await self._service.settle_reliably(
             self.lease,
             Outcome(
                 ok=failure is None,
@@ -125,15 +132,29 @@ class ChatStream:
                 latency_ms=(time.monotonic() - self._started) * 1000,
                 quota=_after_charge(self.quota, self.lease.mode, self.lease.cost),
                 keep=keep,
+                ledger=ledger,
             ),
         )
+        if record is not None and ledger is not None:
+            record.written = settled
+
+    def _fill(self, record: RequestRecord, prompt_tokens: int, completion_tokens: int) -> None:
+        record.model = record.model or self.request.requested_model
+        record.prompt = record.prompt or self.request.prompt.message
+        record.account = self.account_id
+        record.attempts = max(record.attempts, self.attempts)
+        if record.ttft_ms is None:  # the stream opened at its first substantive upstream event
+            record.ttft_ms = (self._started - record.t0) * 1000
+        record.prompt_tokens += prompt_tokens
+        record.completion_tokens += completion_tokens
 
 
 class ChatService:
-    def __init__(self, settings: Settings, pool: TokenPool, client: GrokClient) -> None:
+    def __init__(self, settings: Settings, pool: TokenPool, client: GrokClient, ledger: Ledger | None = None) -> None:
         self.settings = settings
         self.pool = pool
         self.client = client
+        self.ledger = ledger or Ledger(pool.store, settings)
 
     async def load_attachments(self, prompt: Prompt) -> list[Attachment]:
         """Fetch/decode images once per request (not per attempt), within the per-request bounds of

@@ -6,9 +6,11 @@ instance is ready fast; connections are made on first use.
 
 from __future__ import annotations
 
+from core.apikeys import ApiKeys
 from core.catalog import Catalog
 from core.chat import ChatService
 from core.grok.client import GrokClient
+from core.ledger import Ledger
 from core.media import MediaStore
 from core.pool import TokenPool
 from core.settings import Settings
@@ -22,7 +24,9 @@ class Gateway:
         self.catalog = Catalog.load(settings.model_aliases, claude_model=settings.claude_model)
         self.pool = TokenPool(store, settings)
         self.client = client or GrokClient(settings)
-        self.chat = ChatService(settings, self.pool, self.client)
+        self.ledger = Ledger(store, settings)  # request log, statistics, key usage
+        self.keys = ApiKeys(store, settings)  # store-managed client API keys
+        self.chat = ChatService(settings, self.pool, self.client, self.ledger)
         self.media = MediaStore.from_settings(settings, store)  # no I/O; boto3 loads on first S3 use
 
     @classmethod

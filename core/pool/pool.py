@@ -317,6 +317,10 @@ class TokenPool:
             key, value, ttl = outcome.keep
             keys.append(key)
             args += [value, max(int(ttl), 1)]
+        else:
+            args += ["", 0]
+        if outcome.ledger:  # the request's log entry and counters: the same step, no extra command either
+            args += outcome.ledger
         return await self.store.run(script("settle"), keys, args)
 
     # -- quota ----------------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""The pool's Lua scripts, loaded once per process from ``core/pool/lua`` (``common.lua`` is prepended)."""
+"""The pool's Lua scripts, loaded once per process from ``core/pool/lua`` (``common.lua`` is prepended; settle also
+gets the ledger's ``apply_ledger``, so a request's log entry and counters are written in its settle step)."""
 
 from __future__ import annotations
 
 from functools import cache
 from importlib import resources
 
+from core.ledger.writer import APPLY_LUA
 from core.store import Script
 
 
@@ -14,4 +16,5 @@ def _read(name: str) -> str:
 
 @cache
 def script(name: str) -> Script:
-    return Script(f"pool.{name}", _read("common") + "\n" + _read(name))
+    extra = APPLY_LUA + "\n" if name == "settle" else ""
+    return Script(f"pool.{name}", _read("common") + "\n" + extra + _read(name))

@@ -1,0 +1,122 @@
+"""Who a ``/v1`` request is, and whether it may go on: the client authentication dependency.
+
+In order: a key from ``API_KEYS`` (compared in memory, no store command); a store-managed ``sk-g2a-`` key
+(checked and counted against its limits in one store command, core/apikeys); the console's session cookie with
+its CSRF header (the playground); the public playground key when that mode is on (its own per-address rate
+limit); else, with no ``API_KEYS`` in development only, anyone. What it learns goes into the request's ledger
+record (key id and name, the concurrency slot to free, the token-quota counter).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from fastapi import Request
+
+from api._auth import matches_any, presented_key
+from api._deps import gateway, keys
+from api._session import client_address, console_session
+from core import ledger
+from core.apikeys import looks_like_store_key
+from core.errors import AuthenticationFailed, GatewayError
+from core.gateway import Gateway
+
+# Routes that only read (a model list, a video poll, a stored response) or count nothing upstream: the key is
+# checked, not counted against its request limits.
+_UNCOUNTED = re.compile(r"/(count_tokens|input_tokens)$")
+_MULTIPART_MODEL = re.compile(rb'name="model"\r\n(?:[^\r\n]*\r\n)*?\r\n([^\r\n]{1,200})\r\n')
+
+
+async def client_auth(request: Request) -> None:
+    record = ledger.current()
+    checker = keys(request)
+    presented = presented_key(request)
+    if presented is not None and checker.api_digests and matches_any(presented, checker.api_digests):
+        _identify(record, "env", "API_KEYS")
+        return
+    if presented is not None and looks_like_store_key(presented):
+        gw = await gateway(request)
+        scope, model, counted = await _target(request, gw)
+        try:
+            admission = await gw.keys.admit(presented, scope=scope, model=model, counted=counted)
+        except GatewayError as exc:
+            known = getattr(exc, "key", None)  # a real key refused (disabled, expired, over a limit): logged as it
+            if known is not None:
+                _identify(record, *known)
+            elif record is not None and isinstance(exc, AuthenticationFailed):
+                record.logged = False  # an unknown key: nobody's request, and it must not spend store commands
+            raise
+        if record is not None:
+            _identify(record, admission.key_id, admission.name)
+            record.key_slot, record.quota_key, record.quota_ttl = (
+                admission.slot, admission.quota_key, admission.quota_ttl,
+            )
+        return
+    if request.cookies and await console_session(request) is not None:
+        _identify(record, "console", "console")
+        return
+    gw = await gateway(request)
+    settings = gw.settings
+    if settings.public_playground and _public_credential(request, presented, settings.public_key):
+        await gw.keys.admit_public(client_address(request), rpm=settings.public_rpm)
+        _identify(record, "public", "public playground")
+        return
+    if checker.open_access and not settings.is_production:  # no API_KEYS: development only
+        _identify(record, "", "")
+        return
+    if record is not None:
+        record.logged = False
+    if presented is None:
+        raise AuthenticationFailed(
+            "Missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`.", code="missing_api_key"
+        )
+    raise AuthenticationFailed("Incorrect API key provided.")
+
+
+def _identify(record: ledger.RequestRecord | None, key_id: str, name: str) -> None:
+    if record is not None:
+        record.key_id, record.key_name = key_id, name
+
+
+def _public_credential(request: Request, presented: str | None, public_key: str | None) -> bool:
+    if public_key:
+        return presented is not None and matches_any(presented, (_digest(public_key),))
+    return presented is None and request.headers.get("x-g2a-playground") == "1"
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+async def _target(request: Request, gw: Gateway) -> tuple[str, str | None, bool]:
+    """(scope, model, counted) of the request: the API it uses, the model its body names, whether it calls
+    upstream (then it counts against the key's limits)."""
+    path = request.url.path
+    scope = "images" if path.startswith("/v1/images") else "video" if path.startswith("/v1/videos") else "chat"
+    counted = request.method == "POST" and not _UNCOUNTED.search(path)
+    model = await _body_model(request) if request.method == "POST" else None
+    if scope == "chat" and model is not None and gw.catalog.find_video(model) is not None:
+        scope = "video"  # a video model through chat completions uses the video API's scope
+    record = ledger.current()
+    if record is not None and model:
+        record.model = model
+    return scope, model, counted
+
+
+async def _body_model(request: Request) -> str | None:
+    """The ``model`` a request body names (JSON or multipart). The JSON body is parsed once: FastAPI has already
+    parsed and cached it for the routes that declare a body model."""
+    content_type = request.headers.get("content-type", "")
+    try:
+        if "json" in content_type:
+            body: Any = await request.json()
+            value = body.get("model") if isinstance(body, dict) else None
+            return value if isinstance(value, str) else None
+        if content_type.startswith("multipart/"):
+            found = _MULTIPART_MODEL.search(await request.body())
+            return found.group(1).decode("utf-8", "replace").strip() if found else None
+    except (ValueError, UnicodeDecodeError):  # not JSON: the route reports it
+        return None
+    return None
