@@ -33,7 +33,7 @@ from typing import Any
 
 from core.attachments import Attachment, sniff_image
 from core.catalog import VideoModelSpec
-from core.errors import FailureKind, GatewayError, InvalidRequest, UpstreamError
+from core.errors import FailureKind, GatewayError, InvalidRequest, NoAccountAvailable, UpstreamError
 from core.grok import imagine, video
 from core.grok.client import Credentials, GrokClient
 from core.images import ImageService
@@ -256,6 +256,22 @@ class VideoService(ImageService):
         self, spec: VideoModelSpec, params: VideoParams, image: Attachment | None,
         on_progress: Callable[[int], Awaitable[None]],
     ) -> VideoOut:
+        """720p goes to an account with the ``video_720p`` product; when none can take it (Basic accounts have
+        none: quota_info ``video720p: null``), the clip is made at 480p on the ``video`` product and upscaled
+        (§8.3). Refused before acceptance, the 720p try sent nothing upstream."""
+        if params.resolution != "720p":
+            return await self._generate(spec, params, image, on_progress, upscale=False)
+        try:
+            return await self._generate(spec, params, image, on_progress, upscale=False)
+        except NoAccountAvailable as exc:
+            log.info("no account for a 720p video (%s): 480p + upscale instead", exc.message)
+            low = replace(params, resolution="480p")
+            return await self._generate(spec, low, image, on_progress, upscale=True)
+
+    async def _generate(
+        self, spec: VideoModelSpec, params: VideoParams, image: Attachment | None,
+        on_progress: Callable[[int], Awaitable[None]], *, upscale: bool,
+    ) -> VideoOut:
         leased = replace(spec, quota=quota_kind(spec, params))  # the lease's media kind for this resolution
 
         async def attempt(creds: Credentials, lease: Lease, progress: imagine.Progress) -> VideoOut:
@@ -277,6 +293,8 @@ class VideoService(ImageService):
             events = imagine.stream_conversation(self.client, creds, payload, progress, referer="/imagine",
                                                  what="video generation")
             result = await video.read_stream(events, on_progress)
+            if upscale:  # accepted and charged already: an upscale failure fails the job, it is not retried
+                result = replace(result, video_url=await video.upscale(self.client, creds, video.video_uuid(result)))
             poster = await self._store_poster(creds, result.poster_url, params.prompt, spec.id)  # first: linked
             stored = await self._store_video(creds, result.video_url, params.prompt, spec.id,
                                              poster.filename if poster else "")

@@ -13,6 +13,7 @@ from the assets host with the account's cookies (direct links 403 for strangers)
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -98,6 +99,30 @@ async def create_image_post(client: GrokClient, creds: Credentials, media_url: s
     if not post_id:
         raise UpstreamError(FailureKind.SERVER, "grok.com media post answer carries no post id")
     return str(post_id)
+
+
+_GENERATED = re.compile(r"/generated/([0-9a-fA-F-]{8,})/")
+
+
+def video_uuid(result: VideoResult) -> str:
+    """The ``videoId`` upscale wants: the UUID in ``/generated/<uuid>/`` of the video URL (§8.3), else the
+    stream's own video id."""
+    match = _GENERATED.search(result.video_url)
+    return match.group(1) if match else result.video_id
+
+
+async def upscale(client: GrokClient, creds: Credentials, video_id: str) -> str:
+    """``POST /rest/media/video/upscale {"videoId"}`` → the HD file's URL (``hdMediaUrl``): how a Basic account,
+    which has no 720p product, gets a 720p clip from its 480p one (§8.3)."""
+    response = await client._request(
+        "POST", client.url("/rest/media/video/upscale"), what="video upscale",
+        headers=client.headers(creds, referer="/imagine"), json={"videoId": video_id},
+        limit=client.settings.connect_timeout + 60,
+    )
+    url = _json_body(response, "video upscale").get("hdMediaUrl")
+    if not isinstance(url, str) or not url:
+        raise UpstreamError(FailureKind.SERVER, "grok.com upscale answer carries no hdMediaUrl")
+    return url
 
 
 async def read_stream(

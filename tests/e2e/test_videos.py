@@ -157,18 +157,25 @@ def test_bad_input_is_refused_before_upstream(videos: Deployment) -> None:
     assert httpx.get(videos.url + f"/v1/videos/{done.id}").status_code == 401  # the API needs a key
 
 
-def test_720p_on_basic_is_a_failed_job_without_charge(
-    deploy: Callable[..., Deployment], tmp_path_factory: pytest.TempPathFactory
+def test_720p_on_basic_is_480p_plus_upscale(
+    deploy: Callable[..., Deployment], tmp_path_factory: pytest.TempPathFactory, sent: list[dict]
 ) -> None:
     videos = deploy(data_dir=tmp_path_factory.mktemp("basic-media"))
     videos.add_accounts(1, tier="basic")
     before = (_charged(videos, "video"), _charged(videos, "video720p"))
     calls = _video_calls(videos)
+    upscaled = len(videos.sim.state.requests(path="/rest/media/video/upscale"))
     video = videos.client().videos.create(prompt="hd please", size="720x1280", seconds="6")
-    assert video.status == "failed" and video.error is not None
-    assert "video_720p" in video.error.message  # quota_info: video720p null = Basic has no such product
-    assert _video_calls(videos) == calls  # so the job never reached grok.com (which would answer 403)
-    assert (_charged(videos, "video"), _charged(videos, "video720p")) == before
+    assert video.status == "completed", video.error
+    assert video.size == "720x1280"
+    # quota_info says video720p: null (Basic has no such product), so no 720p call went upstream (it would
+    # be a 403): one 480p call on the `video` product, then its upscale
+    assert _video_calls(videos) == calls + 1
+    assert sent[-1]["mediaGenInput"]["textToVideo"]["resolutionName"] == "480p"
+    assert len(videos.sim.state.requests(path="/rest/media/video/upscale")) == upscaled + 1
+    assert (_charged(videos, "video"), _charged(videos, "video720p")) == (before[0] + 1, before[1])
+    data = videos.client().videos.download_content(video.id).read()
+    assert _is_mp4(data) and len(data) == 2 * videos.sim.state.config.video_bytes  # the HD file, not the 480p one
 
 
 def test_720p_on_super_charges_video720p(videos: Deployment) -> None:
