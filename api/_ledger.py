@@ -1,8 +1,8 @@
 """The request log's ASGI middleware: every ``/v1`` request gets a ledger record, written once when it ends.
 
 A chat answer's record is written by its final settle (core/chat, no extra store command); anything else —
-an error before or instead of an answer, media, listings — is written here after the response has been sent,
-in one command. Requests refused for want of a valid key are not written: an anonymous client must not be able
+an error before or instead of an answer, an image or video request — is written here after the response has been
+sent, in one command. Only POST requests are logged (the others reach no account). Requests refused for want of a valid key are not written: an anonymous client must not be able
 to spend the store's command budget.
 """
 
@@ -27,6 +27,9 @@ class RequestLedger:
             await self.app(scope, receive, send)
             return
         record, token = ledger.begin(f'{scope["method"]} {scope["path"]}'[:200])
+        # Only requests that can reach upstream are logged: listings, polls, downloads and deletes reach no
+        # account, and a client's poll loop would otherwise fill the log and spend the store's budget.
+        record.logged = scope["method"] == "POST"
         seen: list[int] = []
 
         async def send_and_watch(message: Message) -> None:

@@ -6,6 +6,7 @@ instance is ready fast; connections are made on first use.
 
 from __future__ import annotations
 
+from core import runtime_settings
 from core.apikeys import ApiKeys
 from core.catalog import Catalog
 from core.chat import ChatService
@@ -27,6 +28,10 @@ class Gateway:
         self.ledger = Ledger(store, settings)  # request log, statistics, key usage
         self.keys = ApiKeys(store, settings)  # store-managed client API keys
         self.chat = ChatService(settings, self.pool, self.client, self.ledger)
+        # Every lease reads the run-time settings' version stamp: a change is seen at no extra store command.
+        self.pool.version_watch = (
+            runtime_settings.version_key(store), lambda version: runtime_settings.note_version(version, store)
+        )
         self.media = MediaStore.from_settings(settings, store)  # no I/O; boto3 loads on first S3 use
 
     @classmethod

@@ -56,6 +56,9 @@ class TokenPool:
         self.cipher = TokenCipher(settings.encryption_key)
         self._clock = clock  # injectable so tests can move time
         self._random = random.Random()
+        # (store key, callback): a lease also reads this key (the run-time settings' version stamp) and hands the
+        # value to the callback, so a settings change is noticed on the hot path without a command of its own.
+        self.version_watch: tuple[str, Callable[[str], object]] | None = None
 
     def _context(self, now: float, *, count_usage: bool = True) -> list[str | int | float]:
         """ARGV[1..8] of every indexing script (common.lua): prefixes, time, the settings its index rules use,
@@ -134,8 +137,11 @@ class TokenPool:
                 self.keys.sticky(sticky_key) if sticky_key else "",
                 *exclude,
             ]
-            reply = await self.store.run(script("lease"), [self.keys.ids], args)
+            keys = [self.keys.ids] if self.version_watch is None else [self.keys.ids, self.version_watch[0]]
+            reply = await self.store.run(script("lease"), keys, args)
             if reply[0] == "ok":
+                if self.version_watch is not None:
+                    self.version_watch[1](reply[9] if len(reply) > 9 else "")
                 break
             if reply[0] == "reindex" and not reindexed:  # a pool written before the index existed
                 await self.reindex()
@@ -149,7 +155,7 @@ class TokenPool:
                 continue
             message, retry_after = _explain(why, mode=mode, min_tier=min_tier, model=model, now=now)
             raise NoAccountAvailable(message, retry_after=retry_after)
-        _, account, stored, scheme, tier, reserved, remaining, refresh, expires = reply
+        _, account, stored, scheme, tier, reserved, remaining, refresh, expires = reply[:9]
         try:
             token = self.cipher.decrypt(stored, scheme, account)
         except TokenDecryptError:  # give the slot and the quota back before reporting the key problem

@@ -148,10 +148,11 @@ def test_store_commands_per_image_request(sim, embedded_redis, tmp_path) -> None
 
         spent(n=8, response_format="b64_json")  # warm up: scripts loaded, both accounts' quota refreshed
         spent(n=1)
-        assert spent(n=1, response_format="b64_json") == 2
-        assert spent(n=1) == 3
-        assert spent(n=6) == 2 * 2 + 6  # batches of 4 + 2
-        assert spent(n=6, response_format="b64_json") == 4
+        # lease + settle per batch, one media record per stored image, one request-log write (core/ledger)
+        assert spent(n=1, response_format="b64_json") == 2 + 1
+        assert spent(n=1) == 3 + 1
+        assert spent(n=6) == 2 * 2 + 6 + 1  # batches of 4 + 2
+        assert spent(n=6, response_format="b64_json") == 4 + 1
 
 
 def test_previews_then_silence_is_a_charged_timeout(fresh: Callable[..., Deployment]) -> None:

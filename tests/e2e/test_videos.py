@@ -281,7 +281,7 @@ def test_store_commands_per_job(deploy: Callable[..., Deployment], tmp_path_fact
         server.stop()
     print(f"store commands: job {created}, poll {polled}, download {downloaded}")
     assert video.status == "completed"
-    assert created <= 9 and polled == 1 and downloaded <= 2
+    assert created <= 10 and polled == 1 and downloaded <= 2  # the job's request-log entry is one of the 10
 
 
 def test_sdk_create_and_poll_in_both_modes(

@@ -2,7 +2,9 @@
 -- O(log N) in the pool size, whatever the number of accounts.
 -- ARGV: 1..8 context, 9 mode, 10 min tier rank, 11 cost, 12 lease ttl, 13 lease id, 14 model,
 --       15 sticky key ('' = none), 16.. excluded account ids
--- Reply: {'ok', id, token, enc, tier, reserved, remaining after ('' = unknown), needs_refresh '1'|'0', expires at}
+-- KEYS: 1 pool:ids, 2 (optional) the run-time settings' version key
+-- Reply: {'ok', id, token, enc, tier, reserved, remaining after ('' = unknown), needs_refresh '1'|'0', expires at,
+--         settings version ('' = none)}
 --    or  {'none', k1, v1, k2, v2, ...} counts and times explaining why nothing was eligible (from the index:
 --        exact for the reasons that decide, see _explain), or {'reindex'} when the index was never built.
 local mode, min_rank, cost, ttl = ARGV[9], tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
@@ -79,8 +81,10 @@ local function attempt(id, indexed)
   if f[3] == 'cooling' then redis.call('HSET', akey, 'state', 'active', 'reason', '', 'until', '') end
   sync(id, false, mode)
   local t = redis.call('HMGET', akey, 'token', 'enc', 'tier')
+  -- KEYS[2]: the run-time settings' version stamp, returned so the caller sees a change at no extra command
+  local version = KEYS[2] and redis.call('GET', KEYS[2]) or ''
   return {'ok', id, t[1], t[2] or 'none', t[3] or 'unknown', fmt(reserved), remaining, refresh and '1' or '0',
-    fmt(expires)}
+    fmt(expires), version or ''}
 end
 
 -- The conversation's last account first, if it can serve.
