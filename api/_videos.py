@@ -1,7 +1,7 @@
 """OpenAI Videos API over Grok Imagine video: ``/v1/videos`` (create, list), ``/v1/videos/{id}`` (retrieve,
 delete), ``/v1/videos/{id}/content?variant=video|thumbnail`` (download).
 
-``POST`` takes ``prompt``, ``model``, ``seconds`` (1–15), ``size`` (see ``core.videos.SIZES``) and an optional
+``POST`` takes ``prompt``, ``model``, ``seconds`` (1–30; over 15 by extension rounds), ``size`` (see ``core.videos.SIZES``) and an optional
 ``input_reference`` image (a multipart file, or in JSON a URL / data URI loaded through
 ``core.attachments.load_images``); everything is checked before anything is stored or sent, and any other field
 is a 400. Jobs live in the store, so any instance answers a poll; who drives a job is ``VIDEO_DRIVE``
@@ -31,6 +31,7 @@ from core.errors import InvalidRequest, NotFound, PayloadTooLarge
 from core.gateway import Gateway
 from core.videos import (
     DEFAULT_SIZE,
+    MAX_SECONDS,
     SIZES,
     VideoJobs,
     VideoParams,
@@ -83,7 +84,7 @@ def video_object(job: dict[str, Any]) -> dict[str, Any]:
 _CREATE_FIELDS: dict[str, Any] = {
     "prompt": {"type": "string", "minLength": 1, "maxLength": 4000},
     "model": {"type": "string", "example": "grok-imagine-video"},
-    "seconds": {"type": "string", "enum": [str(n) for n in range(1, 16)], "default": "6"},
+    "seconds": {"type": "string", "enum": [str(n) for n in range(1, MAX_SECONDS + 1)], "default": "6"},
     "size": {"type": "string", "enum": list(SIZES), "default": DEFAULT_SIZE},
 }
 _CREATE_BODY = {"requestBody": {"required": True, "content": {

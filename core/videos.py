@@ -61,7 +61,8 @@ SIZES: dict[str, tuple[str, str]] = {
 DEFAULT_SIZE = "480x854"  # 480p: the `video` product every plan has (Basic has no 720p quota)
 DEFAULT_ASPECT = "9:16"
 DEFAULT_SECONDS = 6
-MIN_SECONDS, MAX_SECONDS = 1, 15  # D5: duration 1–15 s in one call (longer clips need extension rounds)
+MIN_SECONDS, SINGLE_MAX_SECONDS = 1, 15  # D5: duration 1–15 s in one call
+MAX_SECONDS = 30  # longer than 15 s: extension rounds (§8.3 D2), up to OpenAI's and the reference's 30 s
 MAX_PROMPT = 4000
 PROGRESS_STEP = 25  # write progress to the store at most every this many points
 JOB_PREFIX = "video_"
@@ -146,7 +147,7 @@ def parse_params(
         text = str(seconds).strip()
         if isinstance(seconds, bool) or not text.isdigit() or not MIN_SECONDS <= int(text) <= MAX_SECONDS:
             raise InvalidRequest(f"`{seconds_param}` must be a whole number from {MIN_SECONDS} to {MAX_SECONDS} "
-                                 "(one Grok video call)", param=seconds_param)
+                                 "(over 15 s: extension rounds)", param=seconds_param)
         count = int(text)
     size = DEFAULT_SIZE if size in (None, "") else size
     if not isinstance(size, str) or size.strip().lower() not in SIZES:
@@ -272,13 +273,16 @@ class VideoService(ImageService):
         self, spec: VideoModelSpec, params: VideoParams, image: Attachment | None,
         on_progress: Callable[[int], Awaitable[None]], *, upscale: bool,
     ) -> VideoOut:
-        leased = replace(spec, quota=quota_kind(spec, params))  # the lease's media kind for this resolution
+        rounds = video.rounds_for(params.seconds, SINGLE_MAX_SECONDS)
+        # the lease's media kind for this resolution; every round is an upstream call charged on it
+        leased = replace(spec, quota=quota_kind(spec, params), cost=spec.cost * len(rounds))
 
         async def attempt(creds: Credentials, lease: Lease, progress: imagine.Progress) -> VideoOut:
+            first = replace(params, seconds=rounds[0])
             if image is None:
-                payload = video.text_payload(params.prompt, aspect_ratio=params.aspect_ratio,
-                                             seconds=params.seconds, resolution=params.resolution,
-                                             mode=params.mode_flag)
+                payload = video.text_payload(first.prompt, aspect_ratio=first.aspect_ratio,
+                                             seconds=first.seconds, resolution=first.resolution,
+                                             mode=first.mode_flag)
             else:
                 uploaded = await imagine.upload(self.client, creds, name=image.name, mime=image.mime, data=image.data)
                 image_url = video.assets_url(self.client, uploaded.uri) if uploaded.uri else ""
@@ -286,13 +290,24 @@ class VideoService(ImageService):
                     raise UpstreamError(FailureKind.SERVER, "grok.com upload answer carries no file URI")
                 post_id = await video.create_image_post(self.client, creds, image_url)
                 payload = video.image_payload(
-                    params.prompt, image_url=image_url, file_id=uploaded.file_id, post_id=post_id,
-                    aspect_ratio=params.aspect_ratio, seconds=params.seconds, resolution=params.resolution,
-                    mode=params.mode_flag,
+                    first.prompt, image_url=image_url, file_id=uploaded.file_id, post_id=post_id,
+                    aspect_ratio=first.aspect_ratio, seconds=first.seconds, resolution=first.resolution,
+                    mode=first.mode_flag,
                 )
             events = imagine.stream_conversation(self.client, creds, payload, progress, referer="/imagine",
                                                  what="video generation")
-            result = await video.read_stream(events, on_progress)
+            result = await video.read_stream(events, _scaled(on_progress, 0, len(rounds)))
+            original, length = result.post_id, rounds[0]
+            for index, seconds in enumerate(rounds[1:], start=1):  # extension rounds, each on the last clip
+                payload = video.extension_payload(
+                    params.prompt, mode=params.mode_flag, aspect_ratio=params.aspect_ratio,
+                    resolution=params.resolution, start=length, seconds=seconds, extend_post_id=result.post_id,
+                    original_post_id=original,
+                )
+                events = imagine.stream_conversation(self.client, creds, payload, progress, referer="/imagine",
+                                                     what="video extension")
+                result = await video.read_stream(events, _scaled(on_progress, index, len(rounds)))
+                length += seconds
             if upscale:  # accepted and charged already: an upscale failure fails the job, it is not retried
                 result = replace(result, video_url=await video.upscale(self.client, creds, video.video_uuid(result)))
             poster = await self._store_poster(creds, result.poster_url, params.prompt, spec.id)  # first: linked
@@ -414,6 +429,14 @@ async def drive_job(
         error = GatewayError(str(fields["error_message"]))
     await _write(jobs, job_id, fields)
     return JobOutcome(fields, out, error)
+
+
+def _scaled(on_progress: Callable[[int], Awaitable[None]], index: int, rounds: int) -> Callable[[int], Awaitable[None]]:
+    """Progress of round ``index`` of ``rounds`` as progress of the whole clip."""
+    async def report(value: int) -> None:
+        await on_progress((index * 100 + value) // rounds)
+
+    return report
 
 
 def _failed(code: str, message: str) -> dict[str, str | int | float]:

@@ -69,6 +69,8 @@ class ChatRequest:
             if model_name == "imagine-video-gen" or text_to_video:
                 resolution = resolution or "720p"  # D4/D5 default
                 media_quota = "video720p" if resolution == "720p" else "video"
+            elif video_cfg.get("isVideoExtension") is True:  # D2 extension round: charged on the video product
+                media_quota = "video720p" if resolution == "720p" else "video"
             flag = _MODE_FLAG_RE.search(message)
             url = _URL_RE.search(message)
             refs = _str_list(video_cfg.get("imageReferences"))
@@ -80,6 +82,9 @@ class ChatRequest:
                 "imageReference": (url.group(0) if url else "") or (refs[0] if refs else ""),
                 "prompt": text_to_video.get("prompt") or _MODE_FLAG_RE.sub("", _URL_RE.sub("", message)).strip(),
             }
+            if video_cfg.get("isVideoExtension") is True:
+                video["extendPostId"] = video_cfg.get("extendPostId") or ""
+                video["videoExtensionStartTime"] = video_cfg.get("videoExtensionStartTime") or 0
         elif model_name == "imagine-image-edit" or "imageToImage" in (gen_input or {}) or edit_cfg:
             media = "image_edit"
             media_quota = "imageEdit"

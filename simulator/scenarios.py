@@ -267,7 +267,11 @@ def _video(plan: Plan, ctx: TurnContext, state: SimState, req: ChatRequest | Non
     size = state.config.video_bytes
     state.put_asset(video_url, Asset(ctx.user_id, "video/mp4", factory=partial(media.mp4, size)))
     _register_image(state, ctx.user_id, thumb_url, video_id, (width, height))
-    state.add_video(Video(video_id, ctx.user_id, post.id, video_url))
+    length = float(spec.get("videoLength") or 6)
+    extends = spec.get("extendPostId") or None
+    if extends:  # D2 extension round: the stitched clip = the extended one up to the start time + this round
+        length += float(spec.get("videoExtensionStartTime") or 0)
+    state.add_video(Video(video_id, ctx.user_id, post.id, video_url, seconds=length, extends=extends))
 
     prompt = spec.get("prompt") or echo_subject(ctx.message)
     common_tail = {

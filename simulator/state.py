@@ -199,6 +199,8 @@ class Video:
     url: str  # relative asset path of generated_video.mp4
     hd_url: str | None = None
     shared: bool = False
+    seconds: float = 0.0  # clip length (an extension round: the extended clip's start time + its own length)
+    extends: str | None = None  # the clip an extension round continued
 
 
 @dataclass(slots=True)

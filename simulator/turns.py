@@ -52,7 +52,9 @@ def prepare_turn(
             return _refuse(state, account, "invalid_parent")
         if parent is None and conv.turns:
             parent = conv.turns[-1].assistant_response_id
-    if req.parent_post_id is not None and req.parent_post_id not in state.posts:
+    # a generated video is a post too (``post.videos[].id`` is the post's id): extension rounds name the clip
+    if req.parent_post_id is not None and req.parent_post_id not in state.posts \
+            and req.parent_post_id not in state.videos:
         return _refuse(state, account, "invalid_post")
 
     cost = 1 if req.media_quota else state.config.mode_costs.get(req.mode, 1)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,6 +42,41 @@ class VideoResult:
     video_url: str
     poster_url: str | None
     video_id: str
+    post_id: str = ""  # what the next extension round extends (§8.3: fileAttachments[0], else the video id)
+
+
+EXTENSION_SECONDS = 10  # each extension round adds this much (D2 rounds are 6 or 10 s)
+
+
+def rounds_for(seconds: int, single_max: int) -> list[int]:
+    """A clip's length → the upstream calls' lengths: one call up to ``single_max`` seconds, else a first call
+    and extension rounds of ``EXTENSION_SECONDS`` each (``[6, 10]`` for 16 s, ``[10, 10, 10]`` for 30 s)."""
+    if seconds <= single_max:
+        return [seconds]
+    extensions = -(-(seconds - single_max) // EXTENSION_SECONDS)
+    return [seconds - extensions * EXTENSION_SECONDS] + [EXTENSION_SECONDS] * extensions
+
+
+def extension_payload(
+    prompt: str, *, mode: str, aspect_ratio: str, resolution: str, start: float, seconds: int,
+    extend_post_id: str, original_post_id: str,
+) -> dict[str, Any]:
+    """D2 (PY-2026-03) extension round: continue the clip ``extend_post_id`` from ``start`` seconds, stitched."""
+    return {
+        "temporary": True,
+        "modelName": "grok-3",
+        "modelMode": "MODEL_MODE_FAST",
+        "message": f"{prompt} --mode={mode}",
+        "toolOverrides": {"videoGen": True},
+        "enableSideBySide": True,
+        "responseMetadata": {"experiments": [], "modelConfigOverride": {"modelMap": {"videoGenModelConfig": {
+            "isVideoExtension": True, "videoExtensionStartTime": float(start), "extendPostId": extend_post_id,
+            "stitchWithExtendPostId": True, "originalPrompt": prompt, "originalPostId": original_post_id,
+            "originalRefType": "ORIGINAL_REF_TYPE_VIDEO_EXTENSION", "mode": mode, "aspectRatio": aspect_ratio,
+            "videoLength": seconds, "resolutionName": resolution, "parentPostId": extend_post_id,
+            "isVideoEdit": False,
+        }}}},
+    }
 
 
 def text_payload(
@@ -131,6 +166,7 @@ async def read_stream(
     """The video stream → its result. Completion = a progress line with a video URL that is not moderated."""
     result: VideoResult | None = None
     moderated = False
+    attachments: tuple[str, ...] = ()
     async for event in events:
         if isinstance(event, StreamError):
             if event.fatal:
@@ -142,10 +178,13 @@ async def read_stream(
                 result = VideoResult(event.url, event.thumbnail_url, event.video_id)
             if result is None and not moderated:
                 await on_progress(max(0, min(int(event.progress), 99)))
-        elif isinstance(event, FinalMessage) and event.stream_errors:
-            raise UpstreamError(FailureKind.STREAM, f"grok.com reported: {'; '.join(event.stream_errors)[:300]}")
+        elif isinstance(event, FinalMessage):
+            if event.stream_errors:
+                raise UpstreamError(FailureKind.STREAM,
+                                    f"grok.com reported: {'; '.join(event.stream_errors)[:300]}")
+            attachments = event.file_attachments or attachments
     if result is not None:
-        return result
+        return replace(result, post_id=attachments[0] if attachments else result.video_id)
     if moderated:
         raise VideoModerated()
     raise UpstreamError(FailureKind.STREAM, "grok.com finished without a video")

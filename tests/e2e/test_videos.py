@@ -134,7 +134,7 @@ def test_bad_input_is_refused_before_upstream(videos: Deployment) -> None:
     client = videos.client()
     calls = _video_calls(videos)
     with pytest.raises(openai.BadRequestError, match="seconds"):
-        client.videos.create(prompt="x", seconds="20")  # type: ignore[arg-type]
+        client.videos.create(prompt="x", seconds="31")  # type: ignore[arg-type]
     with pytest.raises(openai.BadRequestError, match="size"):
         client.videos.create(prompt="x", size="1792x1024")
     with pytest.raises(openai.BadRequestError, match="prompt"):
