@@ -12,18 +12,10 @@ from fastapi import APIRouter, Depends, Query
 from api._deps import admin_auth, gateway
 from core.errors import GatewayError, InvalidRequest, NotFound
 from core.gateway import Gateway
-from core.ledger.reader import LedgerReader, LogFilter
-from core.pool import PoolSummary
+from core.ledger.reader import LedgerReader, LogFilter, pool_point
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(admin_auth)], tags=["admin"])
 log = logging.getLogger("grok2api")
-
-
-def pool_point(summary: PoolSummary) -> dict[str, Any]:
-    """What a pool-history point keeps of a summary."""
-    s = summary.by_status
-    return {"total": summary.total, "active": s.get("active", 0), "cooling": s.get("cooling", 0),
-            "invalid": s.get("invalid", 0), "disabled": s.get("disabled", 0), "remaining": dict(summary.remaining)}
 
 
 @router.get("/logs")

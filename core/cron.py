@@ -13,6 +13,7 @@ from typing import Any
 
 from core.errors import GatewayError
 from core.gateway import Gateway
+from core.ledger.reader import LedgerReader, pool_point
 from core.media.cleanup import cleanup
 from core.pool.refresh import QuotaRefresher
 from core.quota_sync import fetch_all_windows
@@ -29,8 +30,22 @@ async def run_cron(gateway: Gateway, *, budget: float = 20.0) -> dict[str, Any]:
     first with at most a quarter of the budget (bounded batches; the rest resumes next tick)."""
     started = time.monotonic()
     media = await media_cleanup(gateway, budget=max(1.0, budget / 4))
+    ledger = await ledger_upkeep(gateway)
     progress = await refresher(gateway).run(budget=max(1.0, budget - (time.monotonic() - started)))
-    return {"quota_refresh": asdict(progress), "media_cleanup": media}
+    return {"quota_refresh": asdict(progress), "media_cleanup": media, "ledger": ledger}
+
+
+async def ledger_upkeep(gateway: Gateway) -> dict[str, Any]:
+    """Drop log entries past ``LOG_RETENTION_DAYS`` and take a pool-history snapshot (at most one per five
+    minutes); never fails the tick."""
+    reader = LedgerReader(gateway.ledger)
+    try:
+        trimmed = await reader.trim()
+        snapshot = await reader.snapshot(pool_point(await gateway.pool.summary()))
+    except GatewayError as exc:
+        logging.getLogger("grok2api").warning("ledger upkeep: %s", exc.message)
+        return {"trimmed": 0, "snapshot": False, "error": exc.message}
+    return {"trimmed": trimmed, "snapshot": snapshot}
 
 
 async def media_cleanup(gateway: Gateway, *, budget: float) -> dict[str, Any]:

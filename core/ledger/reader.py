@@ -12,10 +12,13 @@ import json
 import time
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from core.ledger.writer import LATENCY_BUCKETS, Ledger, day_stamp, hour_stamp
 from core.store import Script
+
+if TYPE_CHECKING:
+    from core.pool import PoolSummary
 
 SNAPSHOT_EVERY = 300.0  # seconds between pool snapshots
 HISTORY_DAYS = 31
@@ -149,6 +152,13 @@ redis.call('ZADD', KEYS[1], now, ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[4]))
 return 1
 """)
+
+
+def pool_point(summary: PoolSummary) -> dict[str, Any]:
+    """What a pool-history point keeps of a pool summary."""
+    s = summary.by_status
+    return {"total": summary.total, "active": s.get("active", 0), "cooling": s.get("cooling", 0),
+            "invalid": s.get("invalid", 0), "disabled": s.get("disabled", 0), "remaining": dict(summary.remaining)}
 
 
 def _stream_id(at: float) -> str:
