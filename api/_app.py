@@ -17,6 +17,7 @@ from api import (
     _admin_settings,
     _anthropic,
     _completions,
+    _console,
     _cron,
     _errors,
     _health,
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, gateway_factory: Callable[[]
     app.include_router(_completions.router)
     app.include_router(_anthropic.router)
     app.include_router(_admin.router)
+    app.include_router(_console.router)
     app.include_router(_admin_keys.router)
     app.include_router(_admin_ledger.router)
     app.include_router(_admin_settings.router)
