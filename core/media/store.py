@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.errors import GatewayError, PayloadTooLarge
+from core.ledger import note_media
 from core.media.meta import MediaItem, MediaRecords, extension
 from core.settings import Settings
 from core.store import Store
@@ -282,6 +283,7 @@ class MediaStore:
         await self.backend.write(item.filename, data, item.mime)
         await self.records.add(item)
         self._remember(item)
+        note_media(item.id)  # the request's log entry lists what it produced
         return item
 
     async def put_stream(
@@ -295,6 +297,7 @@ class MediaStore:
         item = MediaItem(media_id, mime, size, kind, time.time(), account_id, source, prompt, poster)
         await self.records.add(item)
         self._remember(item)
+        note_media(item.id)  # the request's log entry lists what it produced
         return item
 
     # -- reading ----------------------------------------------------------------------------------------------
