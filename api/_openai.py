@@ -63,6 +63,10 @@ async def list_models(gw: Gateway = Depends(gateway)) -> dict[str, Any]:
          "description": getattr(spec, "description", ""), "capabilities": {"videos": True}}
         for spec in gw.catalog.video_models.values()
     ]
+    cards += [  # operator aliases of image and video models (MODEL_ALIASES)
+        {"id": alias, "object": "model", "created": CREATED, "owned_by": "xai", "alias_of": target}
+        for alias, target in gw.catalog.media_aliases.items()
+    ]
     return {"object": "list", "data": cards}
 
 

@@ -122,3 +122,14 @@ def test_generated_images_are_listed_in_the_log_entry(url: str) -> None:
     entry = last_log(url, route="images")
     assert entry["status"] == 200 and len(entry["media"]) == 2
     assert all(any(media_id in (image.url or "") for image in result.data) for media_id in entry["media"])
+
+
+def test_media_aliases_are_listed_as_models(url: str) -> None:
+    put_settings(url, MODEL_ALIASES={"house-painter": "grok-imagine-image", "house-film": "grok-imagine-video"})
+    try:
+        models = httpx.get(url + "/v1/models", headers={"Authorization": f"Bearer {API_KEY}"}).json()["data"]
+        listed = {m["id"]: m for m in models}
+        assert listed["house-painter"]["alias_of"] == "grok-imagine-image"
+        assert listed["house-film"]["alias_of"] == "grok-imagine-video"
+    finally:
+        put_settings(url, MODEL_ALIASES=None)
