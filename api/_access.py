@@ -9,13 +9,12 @@ record (key id and name, the concurrency slot to free, the token-quota counter).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any
 
 from fastapi import Request
 
-from api._auth import matches_any, presented_key
+from api._auth import digest, matches_any, presented_key
 from api._deps import gateway, keys
 from api._session import client_address, console_session
 from core import ledger
@@ -82,12 +81,8 @@ def _identify(record: ledger.RequestRecord | None, key_id: str, name: str) -> No
 
 def _public_credential(request: Request, presented: str | None, public_key: str | None) -> bool:
     if public_key:
-        return presented is not None and matches_any(presented, (_digest(public_key),))
+        return presented is not None and matches_any(presented, (digest(public_key),))
     return presented is None and request.headers.get("x-g2a-playground") == "1"
-
-
-def _digest(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
 
 
 async def _target(request: Request, gw: Gateway) -> tuple[str, str | None, bool]:

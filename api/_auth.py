@@ -15,7 +15,7 @@ from api._session import console_session
 from core.errors import AuthenticationFailed, PermissionDenied
 
 
-def _digest(secret: str) -> bytes:
+def digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
@@ -29,10 +29,10 @@ def presented_key(request: Request) -> str | None:
 
 
 def matches_any(presented: str, digests: tuple[bytes, ...]) -> bool:
-    candidate = _digest(presented)
+    candidate = digest(presented)
     found = False
-    for digest in digests:  # no early exit: time does not depend on which key matched
-        found |= hmac.compare_digest(candidate, digest)
+    for stored in digests:  # no early exit: time does not depend on which key matched
+        found |= hmac.compare_digest(candidate, stored)
     return found
 
 
@@ -40,25 +40,14 @@ class KeyChecker:
     """Holds digests of the configured secrets only."""
 
     def __init__(self, api_keys: tuple[str, ...], admin_password: str | None, cron_secret: str | None) -> None:
-        self.api_digests = tuple(_digest(k) for k in api_keys)
-        self.admin_digests = (_digest(admin_password),) if admin_password else ()
-        self.cron_digests = (_digest(cron_secret),) if cron_secret else ()
+        self.api_digests = tuple(digest(k) for k in api_keys)
+        self.admin_digests = (digest(admin_password),) if admin_password else ()
+        self.cron_digests = (digest(cron_secret),) if cron_secret else ()
 
     @property
     def open_access(self) -> bool:
         """No API keys configured (development only — production refuses to start without them)."""
         return not self.api_digests
-
-    def client(self, request: Request) -> None:
-        if self.open_access:
-            return
-        key = presented_key(request)
-        if key is None:
-            raise AuthenticationFailed(
-                "Missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`.", code="missing_api_key"
-            )
-        if not matches_any(key, self.api_digests):
-            raise AuthenticationFailed("Incorrect API key provided.")
 
     async def admin(self, request: Request) -> None:
         """Bearer ADMIN_PASSWORD (scripts; no CSRF needed), or, when no key is sent, the console's session cookie
