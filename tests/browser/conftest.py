@@ -183,7 +183,7 @@ class Console:
         self.open()
         self.page.get_by_label(T[self.lang]["password"]).fill(ADMIN_PASSWORD)
         self.page.get_by_role("button", name=T[self.lang]["log_in"]).click()
-        self.page.locator("nav#nav").wait_for()
+        self.page.locator("nav#nav").wait_for(state="attached")
 
     def go(self, name: str) -> None:
         self.page.evaluate("(h) => { location.hash = h; }", f"#/{name}")

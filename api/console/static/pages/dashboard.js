@@ -23,11 +23,16 @@ export default function dashboard(main) {
       pool = await api("/admin/pool");
     }
     try {
-      stats = await api(`/admin/stats?range=${range}`);
+      // The summary already carries the last 24 hours: only the 30-day view costs another call.
+      stats = range === "24h" && summary?.last_24h ? summary.last_24h : await api(`/admin/stats?range=${range}`);
     } catch (error) {
       stats = { error };
     }
-    clear(body, poolCards(pool, summary), egress(pool.egress), statsView(stats));
+    let history = null;
+    try {
+      history = (await api(`/admin/pool/history?range=${range}`)).points;
+    } catch { /* older gateways: no pool history */ }
+    clear(body, poolCards(pool, summary), egress(pool.egress), statsView(stats, range), historyView(history, range));
   }
   return poll(refresh, 30000);
 }
@@ -73,14 +78,26 @@ function egress(e) {
       h("li", {}, h("code", {}, "x-statsig-id"), " → ", h("code", {}, "GROK_STATSIG_ID"))));
 }
 
-function statsView(stats) {
+function timeFormat(range) {
+  const daily = range === "30d";
+  return (ts) => new Date(ts * 1000).toLocaleString(lang() === "zh" ? "zh-CN" : "en-US",
+    daily ? { month: "numeric", day: "numeric" } : { hour: "2-digit", minute: "2-digit" });
+}
+
+function historyView(points, range) {
+  if (!points?.length) return null;
+  return h("section", { "aria-label": t("pool_history") }, h("div", { class: "charts" },
+    lineChart({ title: t("pool_history"), points, format: timeFormat(range), series: [
+      { key: "active", label: t("status_active"), cls: "s1" }, { key: "cooling", label: t("status_cooling"), cls: "s3" },
+      { key: "invalid", label: t("status_invalid"), cls: "s2" }] })));
+}
+
+function statsView(stats, range) {
   if (stats.error) {
     return h("section", {}, h("h2", {}, t("traffic")),
       h("p", { class: "muted" }, stats.error.status === 404 ? t("not_available_yet") : stats.error.message));
   }
-  const daily = stats.range === "30d";
-  const fmt = (ts) => new Date(ts * 1000).toLocaleString(lang() === "zh" ? "zh-CN" : "en-US",
-    daily ? { month: "numeric", day: "numeric" } : { hour: "2-digit", minute: "2-digit" });
+  const fmt = timeFormat(stats.range || range);
   const buckets = stats.buckets || [];
   const errors = {};
   for (const b of buckets) for (const [k, v] of Object.entries(b.errors || {})) errors[k] = (errors[k] || 0) + v;

@@ -8,7 +8,11 @@ const FILTERS = ["status", "model", "key", "account", "route"];
 export default function logs(main) {
   const inputs = Object.fromEntries(FILTERS.map((f) => [f, f === "status"
     ? h("select", { onchange: () => load(true) }, ["", "ok", "error", "4xx", "5xx", "429"].map((v) => h("option", { value: v }, v || t("all"))))
-    : h("input", { type: "text", onchange: () => load(true) })]));
+    : f === "key" ? h("select", { onchange: () => load(true) }, h("option", { value: "" }, t("all")), h("option", { value: "env" }, "API_KEYS"))
+      : h("input", { type: "text", onchange: () => load(true) })]));
+  // The key filter is a key id: offer the keys by name (one call; a gateway without store keys keeps "all").
+  api("/admin/keys?limit=500").then((page) => inputs.key.append(...page.data.map((k) => h("option", { value: k.id }, k.name))))
+    .catch(() => {});
   const listEl = h("div", { "aria-live": "off" });
   const more = h("button", { class: "btn", type: "button", hidden: true, onclick: () => load(false) }, t("load_more"));
   const tailStatus = h("span", { class: "muted", role: "status" });

@@ -218,6 +218,8 @@ function imagesView(panel, models) {
   const prompt = h("textarea", { rows: 3, required: true, placeholder: t("image_prompt_placeholder") });
   const size = select(SIZES, "1024x1024");
   const n = h("input", { type: "number", min: 1, max: 10, value: 2 });
+  // Streamed images arrive inline (b64) and are not stored; without streaming they are kept in the media store.
+  const keep = h("input", { type: "checkbox", id: id("keep") });
   const source = h("input", { type: "file", accept: "image/*", multiple: true });
   const sourceField = field(t("source_images"), source);
   sourceField.hidden = true;
@@ -229,6 +231,7 @@ function imagesView(panel, models) {
     const edit = mode.value === "edit";
     clear(model, (edit ? editModels : genModels).map((m) => h("option", { value: m }, m)));
     sourceField.hidden = !edit;
+    keep.closest("label")?.toggleAttribute("hidden", edit);
     source.required = edit;
     go.textContent = edit ? t("edit") : t("generate");
   }
@@ -261,7 +264,14 @@ function imagesView(panel, models) {
     const started = performance.now();
     status.textContent = t("working");
     try {
-      if (mode.value === "generate") {
+      if (mode.value === "generate" && keep.checked) {
+        for (let i = 0; i < count; i++) slot(i);
+        const answer = await (await v1("/v1/images/generations", { method: "POST", signal: controller.signal,
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ model: model.value, prompt: prompt.value, n: count, size: size.value, response_format: "url" }) })).json();
+        answer.data.forEach((d, i) => show(i, d.url || `data:image/jpeg;base64,${d.b64_json}`, true, d.revised_prompt));
+        for (const el of grid.querySelectorAll(".slot.pending")) clear(el, h("figcaption", {}, t("no_image")));
+      } else if (mode.value === "generate") {
         for (let i = 0; i < count; i++) slot(i);
         const response = await v1("/v1/images/generations", { method: "POST", signal: controller.signal,
           headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
@@ -300,7 +310,8 @@ function imagesView(panel, models) {
     }
   } },
   h("div", { class: "row wrap" }, field(t("mode"), mode), field(t("model"), model), field(t("size"), size), field(t("count"), n)),
-  field(t("prompt"), prompt), sourceField, h("div", { class: "row" }, go, status));
+  field(t("prompt"), prompt), sourceField,
+  h("label", { class: "check", for: keep.id }, keep, t("keep_in_gallery")), h("div", { class: "row" }, go, status));
   panel.replaceChildren(form, grid);
   swap();
   return () => controller?.abort();

@@ -11,17 +11,19 @@ export default function settings(main) {
 
   function input(s) {
     const common = { id: `set-${s.name}`, name: s.name, "aria-describedby": `set-${s.name}-desc set-${s.name}-err` };
-    if (s.type === "bool" || s.type === "boolean") return h("input", { ...common, type: "checkbox", checked: !!s.value });
+    if (s.type === "boolean") return h("input", { ...common, type: "checkbox", checked: !!s.value });
     if (s.choices?.length) {
       return h("select", common, s.choices.map((c) => h("option", { value: c, selected: String(s.value) === String(c) }, String(c))));
     }
-    if (s.type === "int" || s.type === "float" || s.type === "number" || s.type === "integer") {
-      return h("input", { ...common, type: "number", step: s.type === "float" || s.type === "number" ? "any" : "1",
+    if (s.type === "number" || s.type === "integer") {
+      return h("input", { ...common, type: "number", step: s.type === "number" ? "any" : "1",
         min: s.minimum ?? null, max: s.maximum ?? null, value: s.value ?? "" });
     }
-    const value = Array.isArray(s.value) ? s.value.join(",") : s.value ?? "";
-    return h("input", { ...common, type: "text", value: String(value) });
+    return h("input", { ...common, type: "text", value: display(s.value), spellcheck: "false" });
   }
+
+  // Lists as the environment writes them (a,b), mappings as JSON: what goes back is validated like the env var.
+  const display = (v) => (Array.isArray(v) ? v.join(",") : v && typeof v === "object" ? JSON.stringify(v) : String(v ?? ""));
 
   const read = (s, el) => {
     if (el.type === "checkbox") return el.checked;
@@ -52,7 +54,7 @@ export default function settings(main) {
           ? h("button", { class: "btn small", type: "button", onclick: () => save({ [s.name]: null }) }, t("reset_to_env")) : null),
         err);
     });
-    clear(body, h("form", { class: "card stack", onsubmit: (e) => { e.preventDefault(); saveChanged(); } },
+    clear(body, h("form", { class: "card stack", novalidate: true, onsubmit: (e) => { e.preventDefault(); saveChanged(); } },
       h("p", { class: "muted" }, t("settings_intro", { version: answer.version ?? "—" })), rows,
       h("div", { class: "row sticky-actions" }, h("button", { class: "btn primary", type: "submit" }, t("save")))));
   }
@@ -61,8 +63,7 @@ export default function settings(main) {
     const values = {};
     for (const [name, { s, el }] of controls) {
       const v = read(s, el);
-      const before = Array.isArray(s.value) ? s.value.join(",") : s.value;
-      if (String(v ?? "") !== String(before ?? "")) values[name] = v;
+      if (display(v) !== display(s.value)) values[name] = v;
     }
     if (!Object.keys(values).length) { toast(t("no_changes")); return; }
     save(values);
