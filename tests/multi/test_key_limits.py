@@ -54,6 +54,16 @@ def test_key_limits_are_exact_across_instances(cluster) -> None:
     c.import_tokens(tokens, via=0)
     c.sim.reset_ledger()
 
+    if time.time() % 60 > 40:  # a per-minute limit counts calendar minutes: start with time to spare
+        time.sleep(60.5 - time.time() % 60)
+    rpm_id, rpm = _new_key(c, 3, rpm=15)
+    counts_m = asyncio.run(_burst(c, rpm, 40))
+    assert counts_m == {"200": 15, "429 rate_limit_exceeded": 25}, counts_m
+    _, brief = _new_key(c, 1, expires_at=time.time() + 3)
+    assert asyncio.run(_burst(c, brief, 4)) == {"200": 4}
+    time.sleep(3.2)
+    assert asyncio.run(_burst(c, brief, 4)) == {"401 api_key_expired": 4}
+
     daily_id, daily = _new_key(c, 0, rpd=20)
     counts = asyncio.run(_burst(c, daily, 60))
     assert counts == {"200": 20, "429 daily_limit_exceeded": 40}, counts
@@ -83,7 +93,8 @@ def test_key_limits_are_exact_across_instances(cluster) -> None:
 
     # The log and the statistics, read through another instance, equal what the clients saw ...
     time.sleep(0.2)
-    for key_id, seen in ((daily_id, counts), (quota_id, counts_q), (conc_id, counts_c + Counter({"200": 2}))):
+    for key_id, seen in ((rpm_id, counts_m), (daily_id, counts), (quota_id, counts_q),
+                         (conc_id, counts_c + Counter({"200": 2}))):
         entries = _all_logs(c, key_id)
         logged = Counter(str(e["status"]) + ("" if e["status"] == 200 else f" {e['error_kind']}") for e in entries)
         assert logged == seen, (key_id, logged, seen)
@@ -93,7 +104,7 @@ def test_key_limits_are_exact_across_instances(cluster) -> None:
     # ... and what grok.com served: one upstream turn per answered request, none for a refused one.
     ledger = c.sim.ledger()
     served = sum(sum(a["charged"].values()) for a in ledger["accounts"].values())
-    answered = counts["200"] + counts_q["200"] + counts_c["200"] + 2
+    answered = counts_m["200"] + 4 + counts["200"] + counts_q["200"] + counts_c["200"] + 2
     assert served == answered, (served, answered)
     assert ledger["violation_count"] == 0
 
