@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.browser.conftest import ADMIN_PASSWORD, Console, Gateway, T
+from tests.browser.conftest import ADMIN_PASSWORD, Console, Gateway, T, expect
 
 LANGS = ["en", "zh"]
 
@@ -108,9 +108,7 @@ def test_import_from_file_refreshes_tiers_and_masks_tokens(console, gateway: Gat
     page.get_by_text(re.compile(r"Refreshed 3 of 3|已刷新 3/3")).wait_for()
     page.get_by_label(re.compile("^Tag$|^标签$")).fill(tag)
     page.get_by_label(re.compile("^Tag$|^标签$")).dispatch_event("change")
-    rows = page.locator("tbody tr")
-    rows.nth(2).wait_for()
-    assert rows.count() == 3
+    expect(page.locator("tbody tr")).to_have_count(3)
     text = page.locator("main").inner_text()
     assert text.count("super") >= 2 and "heavy" in text
     html = page.content()
@@ -119,7 +117,7 @@ def test_import_from_file_refreshes_tiers_and_masks_tokens(console, gateway: Gat
     c.shot("accounts")
     # Search filters the shown rows; the counts say how many accounts there are.
     page.get_by_role("searchbox").fill(gateway.admin("GET", "/admin/tokens", params={"tag": tag}).json()["data"][0]["masked"][:14])
-    assert page.locator("tbody tr").count() == 1
+    expect(page.locator("tbody tr")).to_have_count(1)
 
 
 def test_bulk_disable_enable_tag_and_detail(console, gateway: Gateway) -> None:
@@ -132,15 +130,19 @@ def test_bulk_disable_enable_tag_and_detail(console, gateway: Gateway) -> None:
     page = c.page
     page.get_by_label("Tag", exact=True).fill(tag)
     page.get_by_label("Tag", exact=True).dispatch_event("change")
-    page.locator("tbody tr").nth(1).wait_for()
+    expect(page.locator("tbody tr")).to_have_count(2)
     page.get_by_label("Select all shown").check()
+    expect(page.get_by_text("2 selected")).to_be_visible()
     page.get_by_role("button", name="Disable").click()
     page.get_by_text("2 disabled").wait_for()
-    page.locator("tbody", has_text="disabled").wait_for()
+    expect(page.locator("tbody tr", has_text="disabled")).to_have_count(2)
     page.get_by_label("Select all shown").check()
+    expect(page.get_by_text("2 selected")).to_be_visible()
     page.get_by_role("button", name="Enable").click()
     page.get_by_text("2 enabled").wait_for()
+    expect(page.locator("tbody tr", has_text="active")).to_have_count(2)
     page.get_by_label("Select all shown").check()
+    expect(page.get_by_text("2 selected")).to_be_visible()
     page.get_by_role("button", name="Tag", exact=True).click()
     page.get_by_role("dialog").get_by_label("Tags (comma separated)").fill("extra")
     page.get_by_role("dialog").get_by_role("button", name="Save").click()

@@ -184,3 +184,24 @@ def test_every_page_screenshot_and_accessibility(console, gateway: Gateway, lang
     violations["dashboard-dark"] = c.axe()
     bad = {k: v for k, v in violations.items() if v}
     assert not bad, bad
+
+
+def test_live_tail_polls_only_while_the_tab_is_visible(console, gateway: Gateway) -> None:
+    c: Console = console()
+    c.login()
+    c.go("logs")
+    page = c.page
+    polls: list[float] = []
+    page.on("request", lambda r: polls.append(time.monotonic()) if "/admin/logs?" in r.url else None)
+    page.get_by_label("Live tail").check()
+    page.wait_for_timeout(5600)
+    assert len(polls) >= 2, polls  # at once, then every 5 s
+    page.evaluate("""() => { Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
+                             document.dispatchEvent(new Event('visibilitychange')); }""")
+    hidden_at = len(polls)
+    page.wait_for_timeout(6000)
+    assert len(polls) == hidden_at, "the log was polled while the tab was hidden"
+    page.evaluate("""() => { Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});
+                             document.dispatchEvent(new Event('visibilitychange')); }""")
+    page.wait_for_timeout(500)
+    assert len(polls) == hidden_at + 1  # back at once when visible again

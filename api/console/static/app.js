@@ -6,7 +6,7 @@ import { t, lang, setLang } from "g2a/i18n.js";
 const PAGES = {
   dashboard: { icon: "▦", load: () => import("g2a/pages/dashboard.js") },
   accounts: { icon: "◉", load: () => import("g2a/pages/accounts.js") },
-  keys: { icon: "⚿", load: () => import("g2a/pages/keys.js") },
+  keys: { icon: "◆", load: () => import("g2a/pages/keys.js") },
   logs: { icon: "≡", load: () => import("g2a/pages/logs.js") },
   media: { icon: "▣", load: () => import("g2a/pages/media.js") },
   settings: { icon: "⚙", load: () => import("g2a/pages/settings.js") },

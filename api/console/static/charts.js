@@ -3,11 +3,11 @@ import { h, num } from "g2a/core.js";
 
 const W = 600;
 const H = 180;
-const PAD = { l: 40, r: 8, t: 10, b: 22 };
+const PAD = { l: 48, r: 8, t: 12, b: 26 };
 
 // lineChart({title, points: [{t, ...}], series: [{key, label, cls}], format: (t) => label})
 export function lineChart({ title, points, series, format }) {
-  const max = Math.max(1, ...points.flatMap((p) => series.map((s) => Number(p[s.key]) || 0)));
+  const max = Math.max(4, ...points.flatMap((p) => series.map((s) => Number(p[s.key]) || 0)));
   const n = Math.max(points.length - 1, 1);
   const x = (i) => PAD.l + ((W - PAD.l - PAD.r) * i) / n;
   const y = (v) => H - PAD.b - ((H - PAD.t - PAD.b) * v) / max;
@@ -40,11 +40,11 @@ export function barChart({ title, rows, empty }) {
   const height = Math.max(row, rows.length * row);
   const body = rows.length
     ? rows.map(([label, value], i) => [
-      h("svg:text", { x: 0, y: i * row + 15, class: "axis label" }, String(label).slice(0, 28)),
+      h("svg:text", { x: 0, y: i * row + 16, class: "axis label" }, String(label).slice(0, 24)),
       h("svg:rect", { x: 200, y: i * row + 4, height: 14, width: Math.max(1, (360 * value) / max), class: "bar", rx: 2 }),
-      h("svg:text", { x: 204 + (360 * value) / max, y: i * row + 15, class: "axis" }, num(value)),
+      h("svg:text", { x: 204 + (360 * value) / max, y: i * row + 16, class: "axis" }, num(value)),
     ])
-    : [h("svg:text", { x: 0, y: 15, class: "axis" }, empty || "—")];
+    : [h("svg:text", { x: 0, y: 16, class: "axis" }, empty || "—")];
   return h("figure", { class: "chart" }, h("figcaption", {}, title),
     h("svg:svg", { viewBox: `0 0 ${W} ${height}`, role: "img",
       "aria-label": `${title}: ${rows.map((r) => `${r[0]} ${r[1]}`).join(", ") || empty || "—"}` }, body));
