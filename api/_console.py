@@ -11,6 +11,7 @@ which checks the session itself.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import mimetypes
@@ -34,6 +35,7 @@ router = APIRouter(include_in_schema=False)
 class Asset:
     name: str  # the hashed name, e.g. "app.3f2a9c1b7d04.js"
     body: bytes
+    gzipped: bytes | None  # precompressed once (None when it would not be smaller)
     media_type: str
     etag: str
 
@@ -67,7 +69,8 @@ def bundle() -> Bundle:
         digest = hashlib.sha256(body).hexdigest()[:12]
         name = _hashed(relative, digest)
         media_type = TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        assets[name] = Asset(name, body, media_type, f'"{digest}"')
+        packed = gzip.compress(body, 9, mtime=0)
+        assets[name] = Asset(name, body, packed if len(packed) < len(body) else None, media_type, f'"{digest}"')
         urls[relative] = f"/admin/assets/{name}"
     import_map = json.dumps(
         {"imports": {f"g2a/{rel}": url for rel, url in urls.items() if rel.endswith(".js")}},
@@ -124,9 +127,13 @@ async def asset(name: str, request: Request) -> Response:
     found = bundle().assets.get(name)
     if found is None:
         raise NotFound(f"no console asset {name!r}", param="name")
-    headers = {"Cache-Control": IMMUTABLE, "ETag": found.etag, "X-Content-Type-Options": "nosniff"}
+    headers = {"Cache-Control": IMMUTABLE, "ETag": found.etag, "X-Content-Type-Options": "nosniff",
+               "Vary": "Accept-Encoding"}
     if request.headers.get("if-none-match") == found.etag:
         return Response(status_code=304, headers=headers)
-    body = b"" if request.method == "HEAD" else found.body
-    headers["Content-Length"] = str(len(found.body))
-    return Response(body, media_type=found.media_type, headers=headers)
+    payload = found.body
+    if found.gzipped is not None and "gzip" in request.headers.get("accept-encoding", "").lower():
+        payload = found.gzipped
+        headers["Content-Encoding"] = "gzip"
+    headers["Content-Length"] = str(len(payload))
+    return Response(b"" if request.method == "HEAD" else payload, media_type=found.media_type, headers=headers)
