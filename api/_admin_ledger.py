@@ -15,12 +15,14 @@ from core.gateway import Gateway
 from core.ledger.reader import LedgerReader, LogFilter, pool_point
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(admin_auth)], tags=["admin"])
+MAX_TIME = 4102444800.0  # 2100-01-01: log filters beyond it are a 400, not an overflow
 log = logging.getLogger("grok2api")
 
 
 @router.get("/logs")
 async def logs(
-    since: float | None = Query(None, ge=0), until: float | None = Query(None, ge=0),
+    since: float | None = Query(None, ge=0, le=MAX_TIME, description="epoch seconds"),
+    until: float | None = Query(None, ge=0, le=MAX_TIME, description="epoch seconds"),
     key: str = Query("", max_length=100), model: str = Query("", max_length=200),
     status: str = Query("", max_length=5, pattern=r"^(|ok|error|[1-5]xx|[1-5][0-9][0-9])$"),
     account: str = Query("", max_length=100), route: str = Query("", max_length=200),
