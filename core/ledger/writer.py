@@ -1,7 +1,9 @@
 """Turn a finished ``RequestRecord`` into store writes: one log entry, hourly and daily counters, the key's usage.
 
-``Ledger.ops(record)`` is a flat argument list for ``lua/apply.lua``; the pool's settle script runs it in the same
-step that settles the final lease (the chat hot path spends no command on it), ``Ledger.write`` runs it alone.
+``Ledger.ops(record)`` packs them into one argument for ``lua/apply.lua`` (one string: the Redis client encodes
+each argument separately, and a hundred of them cost more than everything else here); the pool's settle script
+runs it in the same step that settles the final lease (the chat hot path spends no command on it),
+``Ledger.write`` runs it alone.
 
 Counters (HASH per hour ``st:h:<YYYYMMDDHH>`` and per day ``st:d:<YYYYMMDD>``, the same fields):
 
@@ -27,6 +29,8 @@ LATENCY_BUCKETS = (100, 250, 500, 1000, 2000, 4000, 8000, 15000, 30000, 60000, 1
 HOUR_TTL = 8 * 86400
 _NAME = re.compile(r"[^A-Za-z0-9._/-]")
 _TEXT_CAP = 500  # longest error message kept in a log entry
+_OP, _FIELD = "\x1e", "\x1f"  # separators of the packed ledger (ASCII record / unit separators)
+_SEPARATORS = str.maketrans({_OP: " ", _FIELD: " "})
 
 
 def _read(name: str) -> str:
@@ -71,34 +75,27 @@ class Ledger:
     def slots_key(self, key_id: str) -> str:
         return self.store.key("key", key_id, "slots")
 
-    def ops(self, record: RequestRecord, now: float | None = None) -> list[str | int]:
-        """The writes for ``record`` as ``apply.lua`` arguments (op count first)."""
+    def ops(self, record: RequestRecord, now: float | None = None) -> str:
+        """The writes for ``record``, packed for ``apply.lua`` (ops joined by \\x1e, their fields by \\x1f)."""
         now = time.time() if now is None else now
         latency = record.latency_ms
-        ok = record.ok
-        counters = self._counters(record, latency, ok)
-        ops: list[list[str | int]] = []
+        counters = self._counters(record, latency, record.ok)
         retention = int(self.settings.usage_retention_days * 86400)
-        for key, ttl in ((self.hour_key(hour_stamp(now)), HOUR_TTL), (self.day_key(day_stamp(now)), retention)):
-            op: list[str | int] = ["H", key, ttl, len(counters)]
-            for name, value in counters.items():
-                op += [name, value]
-            ops.append(op)
+        ops = [[
+            "H", "2", self.hour_key(hour_stamp(now)), str(HOUR_TTL), self.day_key(day_stamp(now)), str(retention),
+            *(item for pair in counters.items() for item in (pair[0], str(pair[1]))),
+        ]]
         if record.quota_key and record.prompt_tokens + record.completion_tokens > 0:
-            ops.append(["I", record.quota_key, record.prompt_tokens + record.completion_tokens, record.quota_ttl])
+            tokens = record.prompt_tokens + record.completion_tokens
+            ops.append(["I", record.quota_key, str(tokens), str(record.quota_ttl)])
         if record.key_slot:
             ops.append(["Z", self.slots_key(record.key_id), record.key_slot])
-        fields = self._entry(record, latency)
-        entry: list[str | int] = ["X", self.log_key, self.settings.log_max_entries, len(fields) // 2, *fields]
-        ops.append(entry)
-        flat: list[str | int] = [len(ops)]
-        for op in ops:
-            flat += op
-        return flat
+        ops.append(["X", self.log_key, str(self.settings.log_max_entries), *self._entry(record, latency)])
+        return _OP.join(_FIELD.join(_clean(field) for field in op) for op in ops)
 
     async def write(self, record: RequestRecord) -> None:
         """Write the record on its own (one command). Marks it written."""
-        await self.store.run(WRITE, (), self.ops(record))
+        await self.store.run(WRITE, (), [self.ops(record)])
         record.written = True
 
     def _counters(self, record: RequestRecord, latency: float, ok: bool) -> dict[str, int]:
@@ -142,3 +139,7 @@ class Ledger:
                 flat += [name, value]
         return flat
 
+
+def _clean(value: str) -> str:
+    """A field of the packed ledger: no separators inside (the edge already removed other control characters)."""
+    return value.translate(_SEPARATORS) if (_OP in value or _FIELD in value) else value

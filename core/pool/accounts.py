@@ -6,7 +6,7 @@ Nothing here talks to the store; ``pool.py`` builds these from what the Lua scri
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from core.errors import FailureKind, UpstreamError
@@ -146,7 +146,7 @@ class Outcome:
     quota: Mapping[str, QuotaWindow] | None = None  # fresh windows seen during the request, stored by settle
     keep: tuple[str, str, float] | None = None  # (full key, value, ttl s) the request stores with its settle
     # The request's ledger writes (core/ledger: log entry, stats, key usage), applied by the same settle command.
-    ledger: Sequence[str | int] | None = None
+    ledger: str | None = None
 
     @classmethod
     def success(cls, model: str = "", **kwargs: object) -> Outcome:

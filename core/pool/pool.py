@@ -326,7 +326,7 @@ class TokenPool:
         else:
             args += ["", 0]
         if outcome.ledger:  # the request's log entry and counters: the same step, no extra command either
-            args += outcome.ledger
+            args.append(outcome.ledger)
         return await self.store.run(script("settle"), keys, args)
 
     # -- quota ----------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 -- KEYS[6] a key the request keeps with its answer (e.g. a stored response), written when ARGV after the windows
 --         give a value and a TTL: the same step, no extra command
 -- ARGV after the windows: keep value ('' = none), keep TTL, then optionally the request's ledger (core/ledger,
--- apply.lua: its log entry, stats and key usage), applied in this step too
+-- apply.lua: its log entry, stats and key usage, packed in one argument), applied in this step too
 -- ARGV: 1..8 context (common.lua), 9 lease id ('' = no lease, e.g. a quota refresh failed), 10 mode,
 --       11 reserved, 12 charged, 13 lease started at, 14 outcome (ok|fail|cancel), 15 failure kind, 16 message,
 --       17 retry after ('' = none), 18 quota exhausted (1|0), 19 model, 20 prompt tokens, 21 completion tokens,
@@ -23,7 +23,7 @@ local keep_at = 35 + 5 * tonumber(ARGV[34])
 if KEYS[6] and ARGV[keep_at] and ARGV[keep_at] ~= '' then
   redis.call('SET', KEYS[6], ARGV[keep_at], 'EX', tonumber(ARGV[keep_at + 1]))
 end
-if ARGV[keep_at + 2] then apply_ledger(keep_at + 2) end
+apply_ledger(ARGV[keep_at + 2])
 
 -- live: the lease was still ours. A lease already dropped as an orphan (expired, or reclaimed after a restart)
 -- was counted then and its reservation stands, so a late settle counts nothing and refunds nothing.
