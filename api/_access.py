@@ -41,11 +41,9 @@ async def client_auth(request: Request) -> None:
         try:
             admission = await gw.keys.admit(presented, scope=scope, model=model, counted=counted)
         except GatewayError as exc:
-            known = getattr(exc, "key", None)  # a real key refused (disabled, expired, over a limit): logged as it
-            if known is not None:
+            known = getattr(exc, "key", None)  # a real key refused (disabled, expired, over a limit): logged as it;
+            if known is not None:  # an unknown key is nobody's request, and must not spend store commands
                 _identify(record, *known)
-            elif record is not None and isinstance(exc, AuthenticationFailed):
-                record.logged = False  # an unknown key: nobody's request, and it must not spend store commands
             raise
         if record is not None:
             _identify(record, admission.key_id, admission.name)
@@ -65,8 +63,6 @@ async def client_auth(request: Request) -> None:
     if checker.open_access and not settings.is_production:  # no API_KEYS: development only
         _identify(record, "", "")
         return
-    if record is not None:
-        record.logged = False
     if presented is None:
         raise AuthenticationFailed(
             "Missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`.", code="missing_api_key"
@@ -75,8 +71,10 @@ async def client_auth(request: Request) -> None:
 
 
 def _identify(record: ledger.RequestRecord | None, key_id: str, name: str) -> None:
+    """Name who is asking; from here on the request is logged if it can reach upstream (a POST)."""
     if record is not None:
         record.key_id, record.key_name = key_id, name
+        record.logged = record.route.startswith("POST ")
 
 
 def _public_credential(request: Request, presented: str | None, public_key: str | None) -> bool:

@@ -2,7 +2,8 @@
 
 A chat answer's record is written by its final settle (core/chat, no extra store command); anything else —
 an error before or instead of an answer, an image or video request — is written here after the response has been
-sent, in one command. Only POST requests are logged (the others reach no account). Requests refused for want of a valid key are not written: an anonymous client must not be able
+sent, in one command. Only authenticated POST requests are logged (listings, polls, downloads and deletes reach
+no account, and a client's poll loop would otherwise fill the log and spend the store's budget). Requests refused for want of a valid key are not written: an anonymous client must not be able
 to spend the store's command budget.
 """
 
@@ -27,9 +28,9 @@ class RequestLedger:
             await self.app(scope, receive, send)
             return
         record, token = ledger.begin(f'{scope["method"]} {scope["path"]}'[:200])
-        # Only requests that can reach upstream are logged: listings, polls, downloads and deletes reach no
-        # account, and a client's poll loop would otherwise fill the log and spend the store's budget.
-        record.logged = scope["method"] == "POST"
+        # Nothing is written until client auth knows who is asking (api/_access.py: it then logs POST requests):
+        # a body refused before auth (too large, not JSON) must not let an anonymous client spend store commands.
+        record.logged = False
         seen: list[int] = []
 
         async def send_and_watch(message: Message) -> None:

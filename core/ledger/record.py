@@ -38,7 +38,9 @@ class RequestRecord:
     media: list[str] = field(default_factory=list)
     prompt: str = ""
     answer: str = ""
-    logged: bool = True  # False: an unauthenticated request (never written: it must not spend store commands)
+    # Whether the record is written: the middleware starts it False and client auth turns it on once it knows who
+    # is asking (an anonymous request must not spend store commands); True for records made outside the API.
+    logged: bool = True
     written: bool = False
 
     @property

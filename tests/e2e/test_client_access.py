@@ -133,3 +133,20 @@ def test_media_aliases_are_listed_as_models(url: str) -> None:
         assert listed["house-film"]["alias_of"] == "grok-imagine-video"
     finally:
         put_settings(url, MODEL_ALIASES=None)
+
+
+def test_requests_refused_before_auth_are_not_logged(url: str) -> None:
+    """A body too large or not JSON, sent with no key or a wrong one, writes nothing (an anonymous client cannot
+    spend the store's command budget)."""
+    before = httpx.get(url + "/admin/stats", headers=ADMIN).json()["totals"]["requests"]
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Bearer sk-g2a-" + "y" * 40}):
+        for body in (b"{not json", b"[" * 100 + b"]" * 100, b'{"model": "grok-4.5"}'):
+            response = httpx.post(url + "/v1/chat/completions", content=body,
+                                  headers={**headers, "Content-Type": "application/json"})
+            assert response.status_code in (400, 401), response.text
+    assert httpx.get(url + "/admin/stats", headers=ADMIN).json()["totals"]["requests"] == before
+    # ... while a known key's malformed request is logged, as what it was told
+    bad = httpx.post(url + "/v1/chat/completions", content=b'{"model": "grok-4.5"}',
+                     headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
+    assert bad.status_code == 400
+    assert last_log(url, key="env", status="400")["error_kind"] == "invalid_request"
