@@ -48,7 +48,10 @@ def missing_dependency(what: str) -> None:
     pytest.skip(what)
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps its event loop marked as running on the main thread
+# until it is stopped, and every later test that calls asyncio.run() would fail ("cannot be called from a
+# running event loop"). Stopped after the last browser test, the rest of the suite is unaffected.
+@pytest.fixture(scope="package")
 def playwright_api() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
@@ -60,7 +63,7 @@ def playwright_api() -> Iterator[Any]:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright_api: Any) -> Iterator[Any]:
     browser = playwright_api.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
     yield browser
@@ -97,13 +100,13 @@ class Gateway:
         return response.cookies["g2a_session"], response.json()["csrf"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def procs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
     with Processes(tmp_path_factory.mktemp("browser-procs")) as processes:
         yield processes
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def gateway(procs: Processes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """One simulator and one gateway for the whole browser run (tests keep to their own accounts and keys)."""
     with simulator_process(procs) as (sim_proc, control):
