@@ -71,10 +71,11 @@ async def client_auth(request: Request) -> None:
 
 
 def _identify(record: ledger.RequestRecord | None, key_id: str, name: str) -> None:
-    """Name who is asking; from here on the request is logged if it can reach upstream (a POST)."""
+    """Name who is asking; from here on the request is logged if it can reach upstream (a POST other than the
+    token counters, which an agent may call before every turn)."""
     if record is not None:
         record.key_id, record.key_name = key_id, name
-        record.logged = record.route.startswith("POST ")
+        record.logged = record.route.startswith("POST ") and not _UNCOUNTED.search(record.route)
 
 
 def _public_credential(request: Request, presented: str | None, public_key: str | None) -> bool:

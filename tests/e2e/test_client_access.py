@@ -150,3 +150,15 @@ def test_requests_refused_before_auth_are_not_logged(url: str) -> None:
                      headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
     assert bad.status_code == 400
     assert last_log(url, key="env", status="400")["error_kind"] == "invalid_request"
+
+
+def test_token_counters_are_not_logged(url: str) -> None:
+    """count_tokens / input_tokens reach no account; an agent may call them before every turn."""
+    before = httpx.get(url + "/admin/stats", headers=ADMIN).json()["totals"]["requests"]
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    counted = httpx.post(url + "/v1/messages/count_tokens", headers=headers,
+                         json={"model": "grok-4.5", "messages": [{"role": "user", "content": "how many"}]})
+    assert counted.status_code == 200 and counted.json()["input_tokens"] > 0
+    assert httpx.post(url + "/v1/responses/input_tokens", headers=headers,
+                      json={"model": "grok-4.5", "input": "how many"}).status_code == 200
+    assert httpx.get(url + "/admin/stats", headers=ADMIN).json()["totals"]["requests"] == before
