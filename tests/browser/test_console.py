@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.browser.conftest import ADMIN_PASSWORD, Console, Gateway, T, expect
+from tests.browser.conftest import ADMIN_PASSWORD, API_KEY, Console, Gateway, T, expect
 
 LANGS = ["en", "zh"]
 
@@ -282,3 +282,28 @@ def test_playground_images_fill_the_grid_as_partials_arrive(console, gateway: Ga
     assert page.locator(".slot img").count() == 2
     assert page.evaluate("window.__partials") >= 1, "no partial image was shown"
     c.shot("playground-images")
+
+
+def test_playground_video_runs_a_job_and_plays_it(console, gateway: Gateway) -> None:
+    gateway.import_accounts(1)
+    c: Console = console()
+    c.login()
+    c.go("playground")
+    page = c.page
+    page.get_by_role("tab", name="Video").click()
+    page.get_by_label("Prompt").fill("a paper boat on a river")
+    page.get_by_role("button", name="Create video").click()
+    page.locator("video.player").or_(page.locator(".error-box")).first.wait_for(timeout=60_000)
+    assert not page.locator(".error-box").count(), page.locator(".error-box").inner_text()
+    src = page.locator("video.player").get_attribute("src") or ""
+    assert src.startswith("blob:")
+    assert page.get_by_role("link", name="Download").count() == 1
+    # the job the page ran is completed in the gateway, and its content is the stored MP4 (first box `ftyp`)
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    jobs = httpx.get(gateway.url + "/v1/videos", headers=headers, timeout=30).json()["data"]
+    job = next(j for j in jobs if j["prompt"] == "a paper boat on a river")
+    assert job["status"] == "completed"
+    content = httpx.get(gateway.url + f"/v1/videos/{job['id']}/content", headers=headers, timeout=30,
+                        follow_redirects=True)
+    assert content.status_code == 200 and content.content[4:8] == b"ftyp"
+    c.shot("playground-video")

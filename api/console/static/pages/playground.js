@@ -326,7 +326,7 @@ function videoView(panel, models) {
   let objectUrl = null;
   const model = select(videoModels.length ? videoModels : ["grok-imagine-video"]);
   const prompt = h("textarea", { rows: 3, required: true, placeholder: t("video_prompt_placeholder") });
-  const seconds = h("input", { type: "number", min: 1, max: 15, value: 6 });
+  const seconds = h("input", { type: "number", min: 1, max: 30, value: 6 });
   const size = select(VIDEO_SIZES, "480x854");
   const image = h("input", { type: "file", accept: "image/*" });
   const out = h("div", { class: "stack", "aria-live": "polite" });
