@@ -9,6 +9,7 @@ record (key id and name, the concurrency slot to free, the token-quota counter).
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -18,14 +19,16 @@ from api._auth import digest, matches_any, presented_key
 from api._deps import gateway, keys
 from api._session import client_address, console_session
 from core import ledger
-from core.apikeys import looks_like_store_key
-from core.errors import AuthenticationFailed, GatewayError
+from core.apikeys import looks_like_store_key, well_formed
+from core.errors import AuthenticationFailed, GatewayError, InvalidRequest
 from core.gateway import Gateway
 
 # Routes that only read (a model list, a video poll, a stored response) or count nothing upstream: the key is
 # checked, not counted against its request limits.
 _UNCOUNTED = re.compile(r"/(count_tokens|input_tokens)$")
-_MULTIPART_MODEL = re.compile(rb'name="model"\r\n(?:[^\r\n]*\r\n)*?\r\n([^\r\n]{1,200})\r\n')
+MAX_MODEL_NAME = 200  # longer is a 400 before admission: it would be matched against globs and logged
+_PART_NAME = re.compile(rb'\bname=(?:"([^"\r\n]{0,100})"|([^;\s]{0,100}))', re.IGNORECASE)
+_BOUNDARY = re.compile(r'boundary="?([^";]{1,200})"?', re.IGNORECASE)
 
 
 async def client_auth(request: Request) -> None:
@@ -36,6 +39,8 @@ async def client_auth(request: Request) -> None:
         _identify(record, "env", "API_KEYS")
         return
     if presented is not None and looks_like_store_key(presented):
+        if not well_formed(presented):  # cannot exist: refused without a store command
+            raise AuthenticationFailed("Incorrect API key provided.")
         gw = await gateway(request)
         scope, model, counted = await _target(request, gw)
         try:
@@ -86,11 +91,15 @@ def _public_credential(request: Request, presented: str | None, public_key: str 
 
 async def _target(request: Request, gw: Gateway) -> tuple[str, str | None, bool]:
     """(scope, model, counted) of the request: the API it uses, the model its body names, whether it calls
-    upstream (then it counts against the key's limits)."""
+    upstream (then it counts against the key's limits). A read (a listing, a poll) needs no scope."""
     path = request.url.path
-    scope = "images" if path.startswith("/v1/images") else "video" if path.startswith("/v1/videos") else "chat"
     counted = request.method == "POST" and not _UNCOUNTED.search(path)
-    model = await _body_model(request) if request.method == "POST" else None
+    if request.method != "POST":
+        return "", None, False
+    scope = "images" if path.startswith("/v1/images") else "video" if path.startswith("/v1/videos") else "chat"
+    model = await _body_model(request)
+    if model is not None and len(model) > MAX_MODEL_NAME:
+        raise InvalidRequest(f"`model` is longer than {MAX_MODEL_NAME} characters", param="model")
     if scope == "chat" and model is not None and gw.catalog.find_video(model) is not None:
         scope = "video"  # a video model through chat completions uses the video API's scope
     record = ledger.current()
@@ -100,17 +109,28 @@ async def _target(request: Request, gw: Gateway) -> tuple[str, str | None, bool]
 
 
 async def _body_model(request: Request) -> str | None:
-    """The ``model`` a request body names (JSON or multipart). The JSON body is parsed once: FastAPI has already
-    parsed and cached it for the routes that declare a body model."""
-    content_type = request.headers.get("content-type", "")
+    """The ``model`` the body names, read the way the routes read it: the last ``model`` part of a multipart
+    form, else the body as JSON whatever its content type says (FastAPI has already parsed and cached it for the
+    routes that declare a body model). Linear in the body; None when there is no model or no readable body."""
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("multipart/"):
+        boundary = _BOUNDARY.search(request.headers.get("content-type", ""))
+        return _multipart_model(await request.body(), boundary.group(1).encode()) if boundary else None
     try:
-        if "json" in content_type:
-            body: Any = await request.json()
-            value = body.get("model") if isinstance(body, dict) else None
-            return value if isinstance(value, str) else None
-        if content_type.startswith("multipart/"):
-            found = _MULTIPART_MODEL.search(await request.body())
-            return found.group(1).decode("utf-8", "replace").strip() if found else None
+        body: Any = await request.json() if "json" in content_type else json.loads(await request.body() or b"null")
     except (ValueError, UnicodeDecodeError):  # not JSON: the route reports it
         return None
-    return None
+    value = body.get("model") if isinstance(body, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _multipart_model(raw: bytes, boundary: bytes) -> str | None:
+    found = None
+    for part in raw.split(b"--" + boundary):
+        head, sep, value = part.partition(b"\r\n\r\n")
+        if not sep or len(head) > 2000:
+            continue
+        name = _PART_NAME.search(head)
+        if name is not None and (name.group(1) or name.group(2) or b"").lower() == b"model":
+            found = value[: MAX_MODEL_NAME + 3].rstrip(b"\r\n-").decode("utf-8", "replace").strip()
+    return found

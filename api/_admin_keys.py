@@ -3,6 +3,7 @@ answers to create and rotate."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Literal
 
@@ -32,7 +33,7 @@ class KeyBody(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=100)
     note: str | None = Field(None, max_length=500)
     enabled: bool | None = None
-    expires_at: float | None = Field(None, ge=0, description="epoch seconds; null = never")
+    expires_at: float | None = Field(None, ge=0, le=4102444800.0, description="epoch seconds; null = never")
     models: list[str] | None = Field(None, max_length=200, description="allowed models ([] = all; `*` globs)")
     scopes: list[Literal["chat", "images", "video"]] | None = Field(None, min_length=1)
     rpm: int | None = Field(None, ge=0, le=10**7, description="requests per minute (null/0 = unlimited)")
@@ -46,8 +47,8 @@ class KeyBody(BaseModel):
         if value is None:
             return None
         cleaned = [m.strip() for m in value if m.strip()]
-        if any("\n" in m or len(m) > 200 for m in cleaned):
-            raise ValueError("a model pattern is one line of at most 200 characters")
+        if any("\n" in m or len(m) > 200 or m.count("*") > 2 for m in cleaned):
+            raise ValueError("a model pattern is one line of at most 200 characters with at most two `*`")
         return cleaned
 
 
@@ -71,8 +72,17 @@ def _apply(spec: KeySpec, body: KeyBody) -> KeySpec:
     return spec
 
 
+_KEY_ID = re.compile(r"^[0-9a-f]{12}$")
+
+
+def _check_id(key_id: str) -> str:
+    if not _KEY_ID.match(key_id):
+        raise NotFound(f"no API key with id {key_id[:40]!r}", param="key_id")
+    return key_id
+
+
 async def _key_or_404(gw: Gateway, key_id: str) -> ApiKey:
-    key = await gw.keys.get(key_id)
+    key = await gw.keys.get(_check_id(key_id))
     if key is None:
         raise NotFound(f"no API key with id {key_id!r}", param="key_id")
     return key
@@ -90,7 +100,7 @@ async def create_key(body: KeyBody, gw: Gateway = Depends(gateway)) -> JSONRespo
 
 @router.get("/keys")
 async def list_keys(
-    cursor: str | None = Query(None, description="`next_cursor` of the previous page"),
+    cursor: str | None = Query(None, max_length=10, description="`next_cursor` of the previous page"),
     limit: int = Query(50, ge=1, le=500),
     q: str = Query("", max_length=100, description="name contains (case-insensitive)"),
     gw: Gateway = Depends(gateway),
@@ -117,7 +127,7 @@ async def edit_key(key_id: str, body: KeyBody, gw: Gateway = Depends(gateway)) -
 
 @router.post("/keys/{key_id}/rotate")
 async def rotate_key(key_id: str, gw: Gateway = Depends(gateway)) -> dict[str, Any]:
-    secret = await gw.keys.rotate(key_id)
+    secret = await gw.keys.rotate(_check_id(key_id))
     if secret is None:
         raise NotFound(f"no API key with id {key_id!r}", param="key_id")
     return {"key": (await _key_or_404(gw, key_id)).public(), "secret": secret}
@@ -125,6 +135,6 @@ async def rotate_key(key_id: str, gw: Gateway = Depends(gateway)) -> dict[str, A
 
 @router.delete("/keys/{key_id}")
 async def delete_key(key_id: str, gw: Gateway = Depends(gateway)) -> dict[str, Any]:
-    if not await gw.keys.delete(key_id):
+    if not await gw.keys.delete(_check_id(key_id)):
         raise NotFound(f"no API key with id {key_id!r}", param="key_id")
     return {"id": key_id, "deleted": True}

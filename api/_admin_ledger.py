@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ from core.ledger.reader import LedgerReader, LogFilter, pool_point
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(admin_auth)], tags=["admin"])
 MAX_TIME = 4102444800.0  # 2100-01-01: log filters beyond it are a 400, not an overflow
+_ENTRY_ID = re.compile(r"^[0-9]{1,15}-[0-9]{1,15}$")
 log = logging.getLogger("grok2api")
 
 
@@ -26,7 +28,7 @@ async def logs(
     key: str = Query("", max_length=100), model: str = Query("", max_length=200),
     status: str = Query("", max_length=5, pattern=r"^(|ok|error|[1-5]xx|[1-5][0-9][0-9])$"),
     account: str = Query("", max_length=100), route: str = Query("", max_length=200),
-    cursor: str | None = Query(None, max_length=40, pattern=r"^[0-9]+-[0-9]+$"),
+    cursor: str | None = Query(None, max_length=32, pattern=r"^[0-9]{1,15}-[0-9]{1,15}$"),
     limit: int = Query(50, ge=1, le=500),
     gw: Gateway = Depends(gateway),
 ) -> dict[str, Any]:
@@ -37,7 +39,7 @@ async def logs(
 
 @router.get("/logs/{entry_id}")
 async def log_entry(entry_id: str, gw: Gateway = Depends(gateway)) -> dict[str, Any]:
-    if not entry_id.replace("-", "").isdigit():
+    if not _ENTRY_ID.match(entry_id):
         raise InvalidRequest("a log entry id looks like `1764633600000-0`", param="entry_id")
     entry = await LedgerReader(gw.ledger).log_entry(entry_id)
     if entry is None:

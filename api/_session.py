@@ -161,11 +161,12 @@ def is_https(request: Request) -> bool:
 
 
 def client_address(request: Request) -> str:
-    """The ASGI peer, or the first X-Forwarded-For hop when TRUST_PROXY_HEADERS is on."""
+    """The ASGI peer, or, when TRUST_PROXY_HEADERS is on, the last X-Forwarded-For hop: the one the trusted proxy
+    appended (the hops before it are whatever the client wrote, so they cannot be trusted for throttling)."""
     if _settings(request).trust_proxy_headers:
-        first = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
-        if first:
-            return first
+        last = request.headers.get("x-forwarded-for", "").split(",")[-1].strip()
+        if last:
+            return last
     return request.client.host if request.client else "unknown"
 
 

@@ -42,9 +42,10 @@ async def ledger_upkeep(gateway: Gateway) -> dict[str, Any]:
     try:
         trimmed = await reader.trim()
         snapshot = await reader.snapshot(pool_point(await gateway.pool.summary()))
-    except GatewayError as exc:
-        logging.getLogger("grok2api").warning("ledger upkeep: %s", exc.message)
-        return {"trimmed": 0, "snapshot": False, "error": exc.message}
+    except Exception as exc:  # GatewayError, or a store refusal: the rest of the tick must still run
+        message = getattr(exc, "message", None) or str(exc)
+        logging.getLogger("grok2api").warning("ledger upkeep: %s", message)
+        return {"trimmed": 0, "snapshot": False, "error": message}
     return {"trimmed": trimmed, "snapshot": snapshot}
 
 

@@ -254,7 +254,7 @@ class Settings(BaseModel):
     settings_cache_ttl: float = Field(
         5.0, gt=0, le=300, description="Seconds an instance trusts its cached run-time settings before a version check."
     )
-    log_retention_days: float = Field(7.0, gt=0, description="Days request log records are kept.")
+    log_retention_days: float = Field(7.0, gt=0, le=3650, description="Days request log records are kept.")
     log_max_entries: int = Field(10000, ge=100, description="Most request log records kept (the oldest go first).")
     log_content_chars: int = Field(
         0, ge=0, le=100000, description="First N characters of prompts and answers kept in the log (0 = none)."

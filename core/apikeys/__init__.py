@@ -14,9 +14,10 @@ from core.apikeys.keys import (
     KeySpec,
     KeyUsage,
     looks_like_store_key,
+    well_formed,
 )
 
 __all__ = [
     "KEY_PREFIX", "SCOPES", "Admission", "ApiKey", "ApiKeys", "KeyQuota", "KeySpec", "KeyUsage",
-    "looks_like_store_key",
+    "looks_like_store_key", "well_formed",
 ]

@@ -149,6 +149,15 @@ def looks_like_store_key(secret: str) -> bool:
     return secret.startswith(KEY_PREFIX)
 
 
+_SECRET_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_SECRET_LENGTH = len(KEY_PREFIX) + 40  # token_urlsafe(30)
+
+
+def well_formed(secret: str) -> bool:
+    """Could ``secret`` be a key this gateway issued? (Checked before any store command is spent on it.)"""
+    return len(secret) == _SECRET_LENGTH and _SECRET_CHARS.issuperset(secret[len(KEY_PREFIX):])
+
+
 class ApiKeys:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
@@ -257,8 +266,9 @@ def _refusal(verdict: str, reply: list[Any], model: str | None, scope: str) -> G
     if verdict == "scope":
         return PermissionDenied(f"API key {name!r} may not use the {scope} API.", code="scope_not_allowed")
     if verdict == "model":
-        return PermissionDenied(f"API key {name!r} may not use the model {model!r}.", code="model_not_allowed",
-                                param="model")
+        message = (f"API key {name!r} may not use the model {model!r}." if model else
+                   f"API key {name!r} may use only some models: name one in `model`.")
+        return PermissionDenied(message, code="model_not_allowed", param="model")
     wait = float(reply[3]) if reply[3] else None
     limit = reply[4]
     messages = {

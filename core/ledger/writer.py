@@ -124,7 +124,7 @@ class Ledger:
     def _entry(self, record: RequestRecord, latency: float) -> list[str]:
         fields = {
             "t": f"{record.started_at:.3f}", "k": record.key_id, "kn": record.key_name, "r": record.route,
-            "m": record.model, "a": record.account, "s": str(record.status), "ek": record.error_kind,
+            "m": record.model[:200], "a": record.account, "s": str(record.status), "ek": record.error_kind,
             "e": record.error[:_TEXT_CAP], "ms": str(round(latency)),
             "tt": "" if record.ttft_ms is None else str(round(record.ttft_ms)),
             "pt": str(record.prompt_tokens), "ct": str(record.completion_tokens), "st": "1" if record.stream else "0",

@@ -322,3 +322,65 @@ def test_summary_is_one_call_for_the_dashboard(gw: Gateway) -> None:
     assert summary["today"]["requests"] >= 1 and len(summary["last_24h"]["buckets"]) == 24
     history = gw.ok("GET", "/admin/pool/history")["points"]
     assert history and history[-1]["total"] >= 2 and "remaining" in history[-1]
+
+
+def test_the_allow_list_reads_the_model_the_way_the_routes_do(gw: Gateway) -> None:
+    """Every way a body can name a model is seen by admission, so no spelling gets past an allow-list."""
+    _, secret = gw.new_key(models=["grok-4.5"], scopes=["chat", "images"])
+    auth = {"Authorization": f"Bearer {secret}"}
+    chat_body = b'{"model": "grok-4.5-heavy", "messages": [{"role": "user", "content": "x"}]}'
+    refused = httpx.post(gw.url + "/v1/chat/completions", content=chat_body,
+                         headers={**auth, "Content-Type": "Application/JSON"}, timeout=30)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "model_not_allowed"
+    boundary = "xyz"
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+
+    def form(*model_parts: bytes) -> bytes:
+        parts = [b"--xyz\r\nContent-Disposition: form-data; " + p for p in model_parts]
+        parts.append(b'--xyz\r\nContent-Disposition: form-data; name="prompt"\r\n\r\na cat\r\n')
+        parts.append(b'--xyz\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+                     b"Content-Type: image/png\r\n\r\n" + png + b"\r\n")
+        return b"".join(parts) + b"--xyz--\r\n"
+
+    for body in (form(b'name="model"\r\n\r\ngrok-4.5\r\n', b'name="model"\r\n\r\ngrok-imagine-image-edit\r\n'),
+                 form(b"name=model\r\n\r\ngrok-imagine-image-edit\r\n"),
+                 form(b'NAME="model"\r\n\r\ngrok-imagine-image-edit\r\n'),
+                 form()):  # no model at all: an allow-list does not let a default through
+        response = httpx.post(gw.url + "/v1/images/edits", content=body, timeout=30,
+                              headers={**auth, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        assert response.status_code == 403, (body[:80], response.text)
+    as_text = httpx.post(gw.url + "/v1/images/edits", timeout=30, headers={**auth, "Content-Type": "text/plain"},
+                         content=b'{"model": "grok-imagine-image-edit", "prompt": "x", "image": "https://a.b/c.png"}')
+    assert as_text.status_code == 403
+    too_long = httpx.post(gw.url + "/v1/chat/completions", headers=auth, timeout=30,
+                          json={"model": "m" * 201, "messages": [{"role": "user", "content": "x"}]})
+    assert too_long.status_code == 400 and too_long.json()["error"]["param"] == "model"
+
+
+def test_hostile_bodies_cost_neither_time_nor_store_commands(gw: Gateway) -> None:
+    """A body built to make a model scan backtrack is read in linear time; a key that cannot exist is refused
+    without asking the store."""
+    body = b'--x\r\nname="model"\r\n' * 12000
+    started = time.monotonic()
+    response = httpx.post(gw.url + "/v1/images/edits", content=body, timeout=30, headers={
+        "Authorization": "Bearer sk-g2a-" + "A" * 40, "Content-Type": "multipart/form-data; boundary=x"})
+    assert response.status_code == 401 and time.monotonic() - started < 2.0
+    before = gw.commands()
+    for secret in ("sk-g2a-x", "sk-g2a-" + "!" * 40, "sk-g2a-" + "a" * 41):
+        assert httpx.post(gw.url + "/v1/chat/completions", json={"model": "grok-4.5"},
+                          headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+    assert gw.commands() == before
+
+
+def test_reads_need_no_scope_and_odd_admin_input_is_a_clear_error(gw: Gateway) -> None:
+    _, secret = gw.new_key(scopes=["images"])
+    assert gw.openai(secret).models.list().data  # an images-only key can still list the models
+    for path in ("/admin/keys/all", "/admin/keys/h:abc", "/admin/keys/0123456789ab:slots"):
+        assert gw.admin("GET", path).status_code == 404
+    assert gw.admin("GET", "/admin/keys", params={"cursor": "9" * 30}).status_code == 400
+    for entry in ("-1", "1-2-3", "9" * 20 + "-0"):
+        assert gw.admin("GET", f"/admin/logs/{entry}").status_code == 400
+    response = httpx.post(gw.url + "/admin/keys", content=b'{"name": "x", "expires_at": 1e999}',
+                          headers={"Content-Type": "application/json", "Authorization": f"Bearer {ADMIN_PASSWORD}"})
+    assert response.status_code == 400
+    assert gw.admin("POST", "/admin/keys", json={"name": "x", "models": ["*a*b*c"]}).status_code == 400

@@ -21,6 +21,9 @@ if n(f[3]) > 0 and n(f[3]) <= now then return {'expired', id, name} end
 if scope ~= '' and not string.find(',' .. (f[4] or '') .. ',', ',' .. scope .. ',', 1, true) then
   return {'scope', id, name}
 end
+if counted and model == '' and f[5] and f[5] ~= '' then
+  return {'model', id, name} -- an allow-list fails closed: a request that names no model may not use a default
+end
 if model ~= '' and f[5] and f[5] ~= '' then
   local allowed = false
   for pattern in string.gmatch(f[5], '[^\n]+') do

@@ -26,7 +26,7 @@ elseif op == 'rotate' then
 elseif op == 'delete' then
   local old = redis.call('HGET', k, 'hash')
   if old then redis.call('DEL', P .. 'h:' .. old) end
-  redis.call('DEL', k, k .. ':slots')
+  redis.call('DEL', k, k .. ':slots', k .. ':q:all')
   redis.call('ZREM', P .. 'all', id)
 end
 return 1

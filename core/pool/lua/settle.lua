@@ -23,7 +23,6 @@ local keep_at = 35 + 5 * tonumber(ARGV[34])
 if KEYS[6] and ARGV[keep_at] and ARGV[keep_at] ~= '' then
   redis.call('SET', KEYS[6], ARGV[keep_at], 'EX', tonumber(ARGV[keep_at + 1]))
 end
-apply_ledger(ARGV[keep_at + 2])
 
 -- live: the lease was still ours. A lease already dropped as an orphan (expired, or reclaimed after a restart)
 -- was counted then and its reservation stands, so a late settle counts nothing and refunds nothing.
@@ -35,6 +34,9 @@ if lease_id ~= '' then
   if iid then redis.call('SREM', instk(iid), member) end
 end
 local dropped = lease_id ~= '' and live == 0 and tracked == 0
+-- The ledger once per lease: a settle retried after its reply was lost (the lease is gone by then) must not log
+-- and count the request twice. (A lease dropped as an orphan before its settle loses its log entry too.)
+if not dropped then apply_ledger(ARGV[keep_at + 2]) end
 
 local egress = kind == 'cloudflare' or kind == 'anti_bot'
 if outcome ~= 'cancel' and UTTL > 0 and not dropped then -- usage ttl 0: not a request (a failed refresh)
