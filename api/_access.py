@@ -62,8 +62,11 @@ async def client_auth(request: Request) -> None:
     gw = await gateway(request)
     settings = gw.settings
     if settings.public_playground and _public_credential(request, presented, settings.public_key):
-        await gw.keys.admit_public(client_address(request), rpm=settings.public_rpm)
+        address = client_address(request)
+        await gw.keys.admit_public(address, rpm=settings.public_rpm)
         _identify(record, "public", "public playground")
+        if record is not None:
+            record.client = address  # public clients share one "key": their video jobs are told apart by this
         return
     if checker.open_access and not settings.is_production:  # no API_KEYS: development only
         _identify(record, "", "")

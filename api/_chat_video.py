@@ -32,6 +32,7 @@ from api._errors import sse_error
 from api._media import public_base
 from api._openai_schemas import ChatCompletionRequest, ImagePart, TextPart
 from api._sse import HEARTBEAT, EventStream, data
+from core import ledger
 from core.answer import estimate_tokens
 from core.attachments import Attachment, load_images
 from core.catalog import VideoModelSpec
@@ -154,7 +155,7 @@ class VideoCompletion:
         settings = self.gw.settings
         jobs = VideoJobs(self.gw.store, settings.video_job_ttl)
         job = await start_job(jobs, self.spec, self.params, timeout=settings.video_timeout,
-                              ttl=settings.video_job_ttl, source="chat")
+                              ttl=settings.video_job_ttl, source="chat", owner=ledger.requester())
         service = VideoService(settings, self.gw.pool, self.gw.client, self.gw.media)
         self.task = asyncio.create_task(drive_job(jobs, service, self.spec, job["id"], self.params, self.image,
                                                   settings.video_timeout, self.progress.put))

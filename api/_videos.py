@@ -25,6 +25,7 @@ from api._access import client_auth
 from api._deps import gateway
 from api._images import _header_params, _parts
 from api._media import serve_media
+from core import ledger
 from core.attachments import EXTENSIONS, Attachment, load_images, sniff_image
 from core.catalog import VideoModelSpec
 from core.errors import InvalidRequest, NotFound, PayloadTooLarge
@@ -115,7 +116,7 @@ async def create_video(request: Request, gw: Gateway = Depends(gateway)) -> JSON
     job: dict[str, Any] = {
         "id": _new_id(), "model": spec.id, "seconds": params.seconds, "size": params.size,
         "prompt": params.prompt, "created_at": int(now), "expires_at": int(now + settings.video_job_ttl),
-        "progress": 0,
+        "progress": 0, "owner": ledger.requester(),
     }
     if settings.video_drive == "poll":
         if image is not None:  # the poll that drives the job may run on another instance
@@ -125,7 +126,8 @@ async def create_video(request: Request, gw: Gateway = Depends(gateway)) -> JSON
         job.update(status="queued")
         await jobs.create(job, score=now)
         return JSONResponse(video_object({k: str(v) for k, v in job.items()}))
-    job = await start_job(jobs, spec, params, timeout=settings.video_timeout, ttl=settings.video_job_ttl)
+    job = await start_job(jobs, spec, params, timeout=settings.video_timeout, ttl=settings.video_job_ttl,
+                          owner=ledger.requester())
     outcome = await drive(jobs, _service(gw), spec, job["id"], params, image, settings.video_timeout)
     return JSONResponse(video_object({**{k: str(v) for k, v in job.items()}, **{k: str(v) for k, v in outcome.items()}}))
 
@@ -138,7 +140,8 @@ async def list_videos(
     order: Literal["asc", "desc"] = "desc",
 ) -> JSONResponse:
     rows, more = await _jobs(gw).page(after=after, limit=limit, newest_first=order == "desc")
-    data = [video_object(row) for row in rows]
+    viewer = ledger.requester()  # a store key or a public client lists only its own jobs (a page may be short)
+    data = [video_object(row) for row in rows if ledger.may_see(row.get("owner"), viewer)]
     return JSONResponse({
         "object": "list", "data": data, "has_more": more,
         "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None,
@@ -154,7 +157,7 @@ async def retrieve_video(video_id: str, gw: Gateway = Depends(gateway)) -> JSONR
 async def delete_video(video_id: str, gw: Gateway = Depends(gateway)) -> JSONResponse:
     jobs = _jobs(gw)
     job = await jobs.get(video_id)
-    if job is None:
+    if job is None or not ledger.may_see(job.get("owner"), ledger.requester()):
         raise _not_found(video_id)
     if job.get("status") == "in_progress" and float(job.get("deadline") or 0) > time.time():
         raise InvalidRequest("the video is still being generated; delete it once it completed or failed",
@@ -173,7 +176,7 @@ async def video_content(
     if variant not in ("video", "thumbnail"):
         raise InvalidRequest("`variant` must be `video` or `thumbnail` (Grok makes no spritesheet)", param="variant")
     job = await _jobs(gw).get(video_id)
-    if job is None:
+    if job is None or not ledger.may_see(job.get("owner"), ledger.requester()):
         raise _not_found(video_id)
     if job.get("status") != "completed":
         raise InvalidRequest(f"the video is not ready (status {job.get('status')})", param="video_id",
@@ -197,7 +200,7 @@ async def _current(gw: Gateway, video_id: str) -> dict[str, Any]:
     away past its deadline is marked failed (it is not re-sent: upstream may have charged it)."""
     jobs = _jobs(gw)
     job = await jobs.get(video_id)
-    if job is None:
+    if job is None or not ledger.may_see(job.get("owner"), ledger.requester()):
         raise _not_found(video_id)
     now, settings = time.time(), gw.settings
     if job.get("status") == "queued" and settings.video_drive == "poll":

@@ -4,7 +4,9 @@
 of a chat answer, or written alone), ``reader.py`` serves the admin API's log queries and charts.
 """
 
-from core.ledger.record import RequestRecord, begin, current, end, note_media
+from core.ledger.record import RequestRecord, begin, current, end, may_see, note_media, requester
 from core.ledger.writer import LATENCY_BUCKETS, Ledger
 
-__all__ = ["LATENCY_BUCKETS", "Ledger", "RequestRecord", "begin", "current", "end", "note_media"]
+__all__ = [
+    "LATENCY_BUCKETS", "Ledger", "RequestRecord", "begin", "current", "end", "may_see", "note_media", "requester",
+]

@@ -8,6 +8,7 @@ command), or by the middleware when the request ends without one (errors, media,
 
 from __future__ import annotations
 
+import hashlib
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ class RequestRecord:
     t0: float = field(default_factory=time.monotonic)  # for latencies
     key_id: str = ""  # store-managed key id; "env", "console", "public" or "" (open access) otherwise
     key_name: str = ""
+    client: str = ""  # the client's address, kept only for public playground requests (they share one "key")
     key_slot: str = ""  # the key's concurrency slot (member of its slot set), released when written
     quota_key: str = ""  # the key's token-quota counter for this period ('' = no token quota)
     quota_ttl: int = 0
@@ -68,6 +70,26 @@ def end(token: object) -> None:
 def current() -> RequestRecord | None:
     """The record of the request being served, if any (none outside the API, e.g. in tests of the engine)."""
     return _current.get()
+
+
+# Requesters that see every record they could own (video jobs): the operator's own keys and console, open access.
+_SEES_ALL = ("", "env", "console")
+
+
+def requester() -> str:
+    """Who the current request is, for records it owns (video jobs): its store key id, ``env`` / ``console`` /
+    ``""`` (the operator, who sees everything), or one public playground client by its address."""
+    record = _current.get()
+    if record is None:
+        return ""
+    if record.key_id == "public":
+        return "public:" + hashlib.sha256(record.client.encode()).hexdigest()[:16]
+    return record.key_id
+
+
+def may_see(owner: str | None, viewer: str) -> bool:
+    """Whether ``viewer`` (a ``requester()``) may read or delete a record ``owner`` made."""
+    return viewer in _SEES_ALL or (owner or "") == viewer
 
 
 def note_media(media_id: str) -> None:

@@ -384,3 +384,20 @@ def test_reads_need_no_scope_and_odd_admin_input_is_a_clear_error(gw: Gateway) -
                           headers={"Content-Type": "application/json", "Authorization": f"Bearer {ADMIN_PASSWORD}"})
     assert response.status_code == 400
     assert gw.admin("POST", "/admin/keys", json={"name": "x", "models": ["*a*b*c"]}).status_code == 400
+
+
+def test_a_store_key_sees_only_its_own_video_jobs(gw: Gateway) -> None:
+    _, alice = gw.new_key()
+    _, bob = gw.new_key()
+    a = gw.openai(alice).videos.create(prompt="alice's paper boat", seconds="6", size="480x854")
+    b = gw.openai(bob).videos.create(prompt="bob's kite", seconds="6", size="480x854")
+    assert a.status == "completed" and b.status == "completed", (a.error, b.error)
+    mine = {v.id for v in gw.openai(alice).videos.list().data}
+    assert a.id in mine and b.id not in mine
+    for call in (lambda: gw.openai(alice).videos.retrieve(b.id), lambda: gw.openai(alice).videos.delete(b.id),
+                 lambda: gw.openai(alice).videos.download_content(b.id)):
+        with pytest.raises(openai.NotFoundError):
+            call()
+    everyone = {v.id for v in gw.openai(API_KEY).videos.list().data}  # the operator's own key sees all
+    assert {a.id, b.id} <= everyone
+    assert gw.openai(bob).videos.retrieve(b.id).status == "completed"
