@@ -6,7 +6,7 @@ in the store (``session:revoked:<nonce>``, expiring with the session). The CSRF 
 the console gets it from login or ``GET /admin/session`` and sends it as ``X-CSRF-Token`` on every
 POST/PUT/PATCH/DELETE made with the cookie. Every secret comparison is constant-time.
 
-Store cost: login 2 commands (throttle check, then count the failure or clear it); a cookie-authenticated request
+Store cost: login 1 command (the attempt counted, atomically) plus 1 on success (the count cleared); a cookie-authenticated request
 1 (the revocation check) unless this instance checked that session within ``REVOKED_CACHE`` seconds.
 """
 
@@ -39,14 +39,13 @@ _CACHE_SIZE = 1024
 
 router = APIRouter(prefix="/admin")
 
-# ARGV[1] 'check' → {failures, ms left}; 'fail' → count one more (the window starts at the first failure).
+# Every attempt is counted first, atomically (ARGV[1] = window ms; the window starts at the first attempt), so
+# concurrent guesses on any number of instances cannot get more than LOGIN_MAX_FAILURES passwords checked per
+# window; a right password then clears the count. → {attempts in the window, ms left}.
 _THROTTLE = Script("login_throttle", """
-if ARGV[1] == 'fail' then
-  local n = redis.call('INCR', KEYS[1])
-  if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-  return {n, redis.call('PTTL', KEYS[1])}
-end
-return {tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('PTTL', KEYS[1])}
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {n, redis.call('PTTL', KEYS[1])}
 """)
 
 
@@ -217,8 +216,8 @@ async def login(body: LoginBody, request: Request) -> JSONResponse:
         raise PermissionDenied("The admin API is disabled: set ADMIN_PASSWORD to enable it.", code="admin_disabled")
     store = await _store(request)
     key = store.key("login", "failures", client_address(request))
-    failures, left_ms = await store.run(_THROTTLE, [key], ["check"])
-    if int(failures) >= settings.login_max_failures:
+    attempts, left_ms = await store.run(_THROTTLE, [key], [int(settings.login_failure_window * 1000)])
+    if int(attempts) > settings.login_max_failures:
         retry = max(1, math.ceil(int(left_ms) / 1000)) if int(left_ms) > 0 else 1
         error = LoginThrottled(
             f"Too many wrong admin passwords from this address: try again in {retry} s.", retry_after=retry
@@ -226,10 +225,8 @@ async def login(body: LoginBody, request: Request) -> JSONResponse:
         return error_response(request, error)
     wanted = hashlib.sha256(settings.admin_password.encode()).digest()
     if not hmac.compare_digest(hashlib.sha256(body.password.encode()).digest(), wanted):
-        await store.run(_THROTTLE, [key], ["fail", int(settings.login_failure_window * 1000)])
         raise AuthenticationFailed("Wrong admin password.", code="invalid_admin_password")
-    if int(failures):
-        await store.call("DEL", key)
+    await store.call("DEL", key)  # a right password: the address starts afresh
     cookie, session = issue(settings)
     response = JSONResponse(_session_body(session))
     _set_cookie(response, request, cookie, int(settings.admin_session_ttl))

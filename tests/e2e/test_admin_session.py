@@ -183,3 +183,14 @@ def test_client_address_takes_forwarded_for_only_when_trusted(trust: bool, expec
     scope = {"type": "http", "method": "POST", "path": "/admin/login", "headers": [
         (b"x-forwarded-for", b"10.0.0.1, 198.51.100.7")], "client": ("192.0.2.1", 4321), "app": app}
     assert _session.client_address(Request(scope)) == expected
+
+
+def test_concurrent_guesses_cannot_exceed_the_throttle(deploy: Callable[..., Deployment]) -> None:
+    """Each attempt is counted before its password is checked, atomically: 30 guesses at once from one address get
+    at most LOGIN_MAX_FAILURES passwords checked (401), the rest are refused (429)."""
+    import concurrent.futures
+
+    gw = deploy(login_max_failures=5, login_failure_window=60.0)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=30) as pool:
+        statuses = list(pool.map(lambda _: login(gw, "guess").status_code, range(30)))
+    assert statuses.count(401) == 5 and statuses.count(429) == 25, statuses
