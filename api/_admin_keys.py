@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
+from api._admin_ledger import MAX_TIME
 from api._deps import admin_auth, gateway
 from core.apikeys import SCOPES, ApiKey, KeyQuota, KeySpec
 from core.errors import InvalidRequest, NotFound
@@ -33,7 +34,7 @@ class KeyBody(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=100)
     note: str | None = Field(None, max_length=500)
     enabled: bool | None = None
-    expires_at: float | None = Field(None, ge=0, le=4102444800.0, description="epoch seconds; null = never")
+    expires_at: float | None = Field(None, ge=0, le=MAX_TIME, description="epoch seconds; null = never")
     models: list[str] | None = Field(None, max_length=200, description="allowed models ([] = all; `*` globs)")
     scopes: list[Literal["chat", "images", "video"]] | None = Field(None, min_length=1)
     rpm: int | None = Field(None, ge=0, le=10**7, description="requests per minute (null/0 = unlimited)")

@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api._errors import error_response
-from core.errors import AuthenticationFailed, NoAccountAvailable, PermissionDenied
+from core.errors import AuthenticationFailed, PermissionDenied, RateLimited
 from core.settings import Settings
 from core.store import Store
 from core.store.base import Script
@@ -56,8 +56,8 @@ class Session:
     csrf: str
 
 
-class LoginThrottled(NoAccountAvailable):
-    """429 with Retry-After (rendered like the pool's 429s)."""
+class LoginThrottled(RateLimited):
+    """429 with Retry-After."""
 
     code = "login_throttled"
 

@@ -57,16 +57,22 @@ class PayloadTooLarge(GatewayError):
     code = "payload_too_large"
 
 
-class NoAccountAvailable(GatewayError):
-    """No pooled account can serve the request right now (all cooling, exhausted, busy or wrong tier)."""
+class RateLimited(GatewayError):
+    """429 in OpenAI's shape; ``retry_after`` (seconds) becomes the ``Retry-After`` header."""
 
     status = 429
     type = "rate_limit_error"
-    code = "no_account_available"
+    code = "rate_limit_exceeded"
 
     def __init__(self, message: str, *, retry_after: float | None = None, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
+
+
+class NoAccountAvailable(RateLimited):
+    """No pooled account can serve the request right now (all cooling, exhausted, busy or wrong tier)."""
+
+    code = "no_account_available"
 
 
 class StoreUnavailable(GatewayError):

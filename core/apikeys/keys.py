@@ -25,12 +25,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from typing import Any, Literal
 
-from core.errors import AuthenticationFailed, GatewayError, PermissionDenied
+from core.errors import AuthenticationFailed, GatewayError, PermissionDenied, RateLimited
+from core.ledger.writer import day_stamp
 from core.settings import Settings
-from core.store import Script, Store
+from core.store import Script, Store, lua_source
 
 KEY_PREFIX = "sk-g2a-"
 SCOPES = ("chat", "images", "video")
@@ -39,7 +39,7 @@ _SECRET_BYTES = 30  # 240 bits, 40 url-safe characters
 
 
 def _script(name: str) -> Script:
-    return Script(f"apikeys.{name}", resources.files("core.apikeys").joinpath("lua", f"{name}.lua").read_text("utf-8"))
+    return Script(f"apikeys.{name}", lua_source("core.apikeys", name))
 
 
 ADMIT, EDIT, READ = _script("admit"), _script("edit"), _script("read")
@@ -51,16 +51,8 @@ return n
 """)
 
 
-class KeyLimitExceeded(GatewayError):
-    """A store-managed key is over one of its limits (OpenAI's 429 shape, with ``Retry-After``)."""
-
-    status = 429
-    type = "rate_limit_error"
-    code = "rate_limit_exceeded"
-
-    def __init__(self, message: str, *, retry_after: float | None, code: str) -> None:
-        super().__init__(message, code=code)
-        self.retry_after = retry_after
+class KeyLimitExceeded(RateLimited):
+    """A store-managed key (or the public playground) is over one of its limits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,8 +173,8 @@ class ApiKeys:
         stamps, ends = _periods(now)
         args = [
             self.prefix, self.digest(secret), f"{now:.3f}", scope, model or "", "1" if counted else "0",
-            slot, f"{now + slot_ttl:.3f}", _minute(now), _fmt(60 - now % 60), _day(now),
-            _fmt(_to_next_day(now)), " ".join(stamps), " ".join(_fmt(e) for e in ends),
+            slot, f"{now + slot_ttl:.3f}", _minute(now), _num(60 - now % 60), day_stamp(now),
+            _num(_to_next_day(now)), " ".join(stamps), " ".join(_num(e) for e in ends),
         ]
         reply = await self.store.run(ADMIT, (), args)
         verdict = reply[0]
@@ -326,9 +318,6 @@ def _num(value: float | int | None) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
 
 
-_fmt = _num
-
-
 def _opt_int(value: str | None) -> int | None:
     return int(float(value)) if value not in (None, "") else None
 
@@ -341,16 +330,12 @@ def _minute(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y%m%d%H%M")
 
 
-def _day(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).strftime("%Y%m%d")
-
-
 def _to_next_day(now: float) -> float:
     return 86400 - now % 86400
 
 
 def _last_days(now: float, count: int) -> list[str]:
-    return [_day(now - 86400 * i) for i in range(count)]
+    return [day_stamp(now - 86400 * i) for i in range(count)]
 
 
 def _periods(now: float) -> tuple[list[str], list[float]]:

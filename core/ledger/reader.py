@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.ledger.writer import LATENCY_BUCKETS, Ledger, day_stamp, hour_stamp
-from core.store import Script
+from core.store import Script, lua_source
 
 if TYPE_CHECKING:
     from core.pool import PoolSummary
@@ -26,7 +25,7 @@ MAX_SCAN = 5000  # log entries one page may look at (a filter that matches littl
 
 
 def _script(name: str) -> Script:
-    return Script(f"ledger.{name}", resources.files("core.ledger").joinpath("lua", f"{name}.lua").read_text("utf-8"))
+    return Script(f"ledger.{name}", lua_source("core.ledger", name))
 
 
 QUERY, HASHES = _script("query"), _script("hashes")

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from core.ledger.record import RequestRecord
 from core.settings import Settings
-from core.store import Script, Store
+from core.store import Script, Store, lua_source
 
 # Upper bounds (ms) of the latency histogram's buckets; the last one is open.
 LATENCY_BUCKETS = (100, 250, 500, 1000, 2000, 4000, 8000, 15000, 30000, 60000, 120000, float("inf"))
@@ -33,14 +33,8 @@ _OP, _FIELD = "\x1e", "\x1f"  # separators of the packed ledger (ASCII record / 
 _SEPARATORS = str.maketrans({_OP: " ", _FIELD: " "})
 
 
-def _read(name: str) -> str:
-    from importlib import resources
-
-    return resources.files("core.ledger").joinpath("lua", f"{name}.lua").read_text("utf-8")
-
-
-APPLY_LUA = _read("apply")
-WRITE = Script("ledger.write", APPLY_LUA + "\n" + _read("write"))
+APPLY_LUA = lua_source("core.ledger", "apply")
+WRITE = Script("ledger.write", APPLY_LUA + "\n" + lua_source("core.ledger", "write"))
 
 
 def label(value: str) -> str:

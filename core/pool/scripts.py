@@ -4,14 +4,13 @@ gets the ledger's ``apply_ledger``, so a request's log entry and counters are wr
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
 
 from core.ledger.writer import APPLY_LUA
-from core.store import Script
+from core.store import Script, lua_source
 
 
 def _read(name: str) -> str:
-    return resources.files("core.pool").joinpath("lua", f"{name}.lua").read_text("utf-8")
+    return lua_source("core.pool", name)
 
 
 @cache

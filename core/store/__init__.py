@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 
 from core.settings import Settings, SettingsError
-from core.store.base import CommandError, Script, ScriptMissing, Store, Transport
+from core.store.base import CommandError, Script, ScriptMissing, Store, Transport, lua_source
 from core.store.urls import mask_url
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "Store",
     "Transport",
     "describe",
+    "lua_source",
     "open_store",
     "open_transport",
 ]

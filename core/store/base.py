@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, Protocol
 
 from core.errors import StoreUnavailable
@@ -60,6 +61,11 @@ class Script:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+def lua_source(package: str, name: str) -> str:
+    """The text of ``<package>/lua/<name>.lua``, where each package keeps its Lua scripts."""
+    return resources.files(package).joinpath("lua", f"{name}.lua").read_text("utf-8")
 
 
 class Store:
