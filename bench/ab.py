@@ -16,13 +16,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from bench.keys import chat_block, ms
 from bench.procs import API_KEY, ROOT, Proc, free_port, gateway_env, spawn, wait_http
 from bench.run import fill_pool, make_sim_accounts
 
@@ -38,32 +36,6 @@ def start_gateway_at(name: str, checkout: Path, workdir: Path, env: dict[str, st
             cwd=checkout, env=full_env, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
         )
     return Proc(name, port, popen, log, env=env)
-
-
-async def block(url: str, count: int, concurrency: int, into: dict[str, Any], gateway: Proc) -> None:
-    body = {"model": "grok-4.5-fast", "messages": [{"role": "user", "content": "hello"}]}
-    queue = list(range(count))
-    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_keepalive_connections=concurrency)) as client:
-        cpu0 = gateway.cpu()
-
-        async def worker() -> None:
-            while queue:
-                queue.pop()
-                started = time.perf_counter()
-                response = await client.post(url + "/v1/chat/completions", json=body,
-                                             headers={"Authorization": f"Bearer {API_KEY}"})
-                if response.status_code == 200:
-                    into.setdefault("times", []).append(time.perf_counter() - started)
-                else:
-                    into["errors"] = into.get("errors", 0) + 1
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        into["cpu"] = into.get("cpu", 0.0) + gateway.cpu() - cpu0
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(int(q * len(ordered)), len(ordered) - 1)] * 1000 if ordered else float("nan")
 
 
 def run(baseline: str, requests: int, levels: tuple[int, ...], rounds: int) -> tuple[str, dict[int, Any]]:
@@ -88,10 +60,11 @@ def run(baseline: str, requests: int, levels: tuple[int, ...], rounds: int) -> t
         for level in levels:
             stats: dict[str, dict[str, Any]] = {name: {} for name in gateways}
             for gateway in gateways.values():  # warm-up
-                asyncio.run(block(gateway.url, 50, level, {}, gateway))
+                asyncio.run(chat_block(gateway.url, API_KEY, 50, level, gateway, {}, count_commands=False))
             for _ in range(rounds):
                 for name, gateway in gateways.items():
-                    asyncio.run(block(gateway.url, max(requests // rounds, 1), level, stats[name], gateway))
+                    asyncio.run(chat_block(gateway.url, API_KEY, max(requests // rounds, 1), level, gateway, stats[name],
+                                           count_commands=False))
             results[level] = stats
         return rev, results
     finally:
@@ -113,7 +86,7 @@ def report(rev: str, results: dict[int, Any]) -> str:
             times = s.get("times", [])
             cpu = s["cpu"] / max(len(times), 1) * 1000
             label = name if name != "baseline" else f"baseline ({rev})"
-            lines.append(f"| {level} | {label} | {len(times)} | {_pct(times, 0.5):.2f} | {_pct(times, 0.99):.2f} | "
+            lines.append(f"| {level} | {label} | {len(times)} | {ms(times, 50):.2f} | {ms(times, 99):.2f} | "
                          f"{cpu:.2f} | {cpu / base_cpu:.2f}× | {s.get('errors', 0)} |")
     return "\n".join(lines) + "\n"
 

@@ -28,6 +28,8 @@ from typing import Any
 
 import httpx
 
+from bench.load import percentile
+from bench.pool_scale import evalsha_usec
 from bench.procs import (
     ADMIN_PASSWORD,
     API_KEY,
@@ -50,15 +52,6 @@ from tests.pool.conftest import fake_token
 from tests.support.redis_server import running_redis_server
 
 RESULTS = Path(__file__).resolve().parent / "results" / "keys.md"
-
-
-async def _evalsha(store: Store) -> tuple[int, float]:
-    info = await store.call("INFO", "commandstats")
-    for line in info.splitlines():
-        if line.startswith("cmdstat_evalsha:"):
-            fields = dict(part.split("=") for part in line.split(":", 1)[1].split(","))
-            return int(fields["calls"]), float(fields["usec"])
-    return 0, 0.0
 
 
 async def redis_time(url: str, pairs: int) -> dict[str, float]:
@@ -86,26 +79,29 @@ async def redis_time(url: str, pairs: int) -> dict[str, float]:
         await store.call("CONFIG", "RESETSTAT")
         for n in range(pairs if label != "warm" else 100):
             await pair(with_ledger, n)
-        calls, usec = await _evalsha(store)
+        calls, usec = await evalsha_usec(store)
         out[label] = usec / max(calls, 1) * 2  # two scripts per pair
     _, secret = await keys.create(KeySpec(name="bench", rpm=10**6, rpd=10**8, concurrency=10**4,
                                           quota=KeyQuota("tokens", 10**12, "month")))
     await store.call("CONFIG", "RESETSTAT")
     for _ in range(pairs):
         await keys.admit(secret, scope="chat", model="grok-4.5", counted=True)
-    calls, usec = await _evalsha(store)
+    calls, usec = await evalsha_usec(store)
     out["admit"] = usec / max(calls, 1)
     await store.close()
     return out
 
 
-async def _block(url: str, key: str, count: int, concurrency: int, gateway: Proc, tag: str,
-                 into: dict[str, Any]) -> None:
+async def chat_block(url: str, key: str, count: int, concurrency: int, gateway: Proc, into: dict[str, Any], *,
+                     count_commands: bool = True) -> None:
+    """``count`` non-stream chat completions with ``key``, ``concurrency`` at a time; adds to ``into``: the
+    latencies (``times``), errors, gateway CPU seconds, requests sent and (``count_commands``) store commands."""
     body = {"model": "grok-4.5-fast", "messages": [{"role": "user", "content": "hello"}]}
     queue = list(range(count))
     times: list[float] = into.setdefault("times", [])
     async with httpx.AsyncClient(timeout=60) as client:
-        cpu0, cmd0 = gateway.cpu(), store_commands(gateway)
+        cpu0 = gateway.cpu()
+        cmd0 = store_commands(gateway) if count_commands else 0
 
         async def worker() -> None:
             while queue:
@@ -120,9 +116,9 @@ async def _block(url: str, key: str, count: int, concurrency: int, gateway: Proc
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         into["cpu"] = into.get("cpu", 0.0) + gateway.cpu() - cpu0
-        # store_commands() itself costs one command (its usage read), subtracted here
-        into["commands"] = into.get("commands", 0) + store_commands(gateway) - cmd0 - 1
         into["sent"] = into.get("sent", 0) + count
+        if count_commands:  # store_commands() itself costs one command (its usage read), subtracted here
+            into["commands"] = into.get("commands", 0) + store_commands(gateway) - cmd0 - 1
 
 
 def end_to_end(redis_url: str, requests: int, levels: tuple[int, ...], rounds: int = 4) -> dict[int, dict[str, Any]]:
@@ -144,12 +140,12 @@ def end_to_end(redis_url: str, requests: int, levels: tuple[int, ...], rounds: i
         results: dict[int, dict[str, Any]] = {}
         for level in levels:
             stats: dict[str, dict[str, Any]] = {name: {} for name in paths}
-            for name, key in paths.items():  # warm-up
-                asyncio.run(_block(gateway.url, key, 30, level, gateway, name, {}))
+            for key in paths.values():  # warm-up
+                asyncio.run(chat_block(gateway.url, key, 30, level, gateway, {}))
             for _ in range(rounds):
                 for name, key in paths.items():
-                    asyncio.run(_block(gateway.url, key, max(requests // rounds, 1), level, gateway, name,
-                                       stats[name]))
+                    asyncio.run(chat_block(gateway.url, key, max(requests // rounds, 1), level, gateway,
+                                           stats[name]))
             results[level] = stats
         return results
     finally:
@@ -158,9 +154,9 @@ def end_to_end(redis_url: str, requests: int, levels: tuple[int, ...], rounds: i
         sim.stop()
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(int(q * len(ordered)), len(ordered) - 1)] * 1000 if ordered else float("nan")
+def ms(values: list[float], q: float) -> float:
+    """The ``q``-th percentile of latencies in seconds, in ms."""
+    return percentile(values, q) * 1000
 
 
 def report(redis: dict[str, float], e2e: dict[int, dict[str, Any]], pairs: int) -> str:
@@ -182,14 +178,14 @@ def report(redis: dict[str, float], e2e: dict[int, dict[str, Any]], pairs: int) 
     ]
     for level, stats in e2e.items():
         base = stats["API_KEYS key"]
-        base_p50 = _pct(base["times"], 0.5)
+        base_p50 = ms(base["times"], 50)
         base_cpu = base["cpu"] / max(len(base["times"]), 1) * 1000
         for name, s in stats.items():
             done = max(len(s["times"]), 1)
             cpu = s["cpu"] / done * 1000
             lines.append(
-                f"| {level} | {name} | {len(s['times'])} | {_pct(s['times'], 0.5):.2f} | {_pct(s['times'], 0.99):.2f} "
-                f"| {cpu:.2f} | {s['commands'] / max(s['sent'], 1):.2f} | {_pct(s['times'], 0.5) - base_p50:+.2f} ms "
+                f"| {level} | {name} | {len(s['times'])} | {ms(s['times'], 50):.2f} | {ms(s['times'], 99):.2f} "
+                f"| {cpu:.2f} | {s['commands'] / max(s['sent'], 1):.2f} | {ms(s['times'], 50) - base_p50:+.2f} ms "
                 f"| {cpu / base_cpu:.2f}× | {s.get('errors', 0)} |")
     return "\n".join(lines) + "\n"
 

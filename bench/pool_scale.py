@@ -52,7 +52,7 @@ class Row:
     page_ms: float
 
 
-async def _evalsha_usec(store: Store) -> tuple[int, float]:
+async def evalsha_usec(store: Store) -> tuple[int, float]:
     info = await store.call("INFO", "commandstats")
     for line in info.splitlines():
         if line.startswith("cmdstat_evalsha:"):
@@ -94,14 +94,14 @@ async def _measure(url: str, size: int, rounds: int) -> Row:
         t0 = time.perf_counter()
         leases = [await pool.lease(mode="fast", min_tier="basic") for _ in range(BATCH)]
         lease_time = (time.perf_counter() - t0) / BATCH
-        calls, usec = await _evalsha_usec(store)
+        calls, usec = await evalsha_usec(store)
         lease_calls, lease_usec = lease_calls + calls, lease_usec + usec
         await store.call("CONFIG", "RESETSTAT")
         t0 = time.perf_counter()
         for lease in leases:
             await pool.settle(lease, Outcome.success("bench", prompt_tokens=10, completion_tokens=20))
         settle_time = (time.perf_counter() - t0) / BATCH
-        calls, usec = await _evalsha_usec(store)
+        calls, usec = await evalsha_usec(store)
         settle_calls, settle_usec = settle_calls + calls, settle_usec + usec
         # and lease + settle back to back, as one request does it
         for _ in range(BATCH):
