@@ -5,6 +5,8 @@ statistics after the requests, and the store commands a chat request costs with 
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 import uuid
@@ -350,7 +352,8 @@ def test_the_allow_list_reads_the_model_the_way_the_routes_do(gw: Gateway) -> No
                               headers={**auth, "Content-Type": f"multipart/form-data; boundary={boundary}"})
         assert response.status_code == 403, (body[:80], response.text)
     as_text = httpx.post(gw.url + "/v1/images/edits", timeout=30, headers={**auth, "Content-Type": "text/plain"},
-                         content=b'{"model": "grok-imagine-image-edit", "prompt": "x", "image": "https://a.b/c.png"}')
+                         content=json.dumps({"model": "grok-imagine-image-edit", "prompt": "x",  # a data URI: nothing to fetch
+                                              "image": "data:image/png;base64," + base64.b64encode(png).decode()}))
     assert as_text.status_code == 403
     too_long = httpx.post(gw.url + "/v1/chat/completions", headers=auth, timeout=30,
                           json={"model": "m" * 201, "messages": [{"role": "user", "content": "x"}]})
