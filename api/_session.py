@@ -93,7 +93,8 @@ def issue(settings: Settings, now: float | None = None) -> tuple[str, Session]:
     """A new session: the cookie value and what it stands for."""
     key = signing_key(settings)
     assert key is not None, "no sessions without ADMIN_PASSWORD"
-    expires = int((time.time() if now is None else now) + settings.admin_session_ttl)
+    # Rounded up: a session never lasts less than ADMIN_SESSION_TTL (the stamp has whole seconds).
+    expires = math.ceil((time.time() if now is None else now) + settings.admin_session_ttl)
     nonce = secrets.token_urlsafe(18)
     payload = f"v1.{expires}.{nonce}"
     return f"{payload}.{_sign(key, payload)}", Session(nonce, float(expires), _csrf(key, nonce))

@@ -227,9 +227,10 @@ def test_disable_expire_rotate_delete(gw: Gateway) -> None:
     with pytest.raises(openai.AuthenticationError) as caught:
         chat(client)
     assert caught.value.body["code"] == "api_key_disabled"
-    gw.ok("PATCH", f"/admin/keys/{key_id}", json={"enabled": True, "expires_at": time.time() + 1.0})
+    expires_at = time.time() + 3.0  # room for a slow machine to answer before it
+    gw.ok("PATCH", f"/admin/keys/{key_id}", json={"enabled": True, "expires_at": expires_at})
     assert chat(client).choices
-    time.sleep(1.1)
+    time.sleep(max(0.0, expires_at - time.time()) + 0.1)
     with pytest.raises(openai.AuthenticationError) as caught:
         chat(client)
     assert caught.value.body["code"] == "api_key_expired"
