@@ -3,7 +3,9 @@
 One handler serves both kinds of invocation the deployment sends it:
 
 * HTTP events (API Gateway HTTP API v2, REST API v1, Function URLs, ALB) go through Mangum to the ASGI app;
-* the EventBridge scheduled event runs one slice of the cron work (``core.cron.run_cron``).
+* the EventBridge scheduled event runs one slice of the cron work (``core.cron.run_cron``);
+* an asynchronous self-invocation ``{"grok2api": "video_job", "id": ...}`` (``VIDEO_DRIVE=async``,
+  ``core/video_queue.py``) runs one queued video job, bounded by the time the invocation has left.
 
 Mangum buffers: a ``stream: true`` chat answers with the whole SSE body at the end, and API Gateway cuts the
 invocation at 30 s. For streaming, deploy the same app behind the Lambda Web Adapter (``deploy/lambda-streaming``).
@@ -25,6 +27,7 @@ from mangum import Mangum
 
 from adapters.entry import ASGIApp, ConfigErrorApp, load_app
 from core.cron import run_cron
+from core.video_queue import is_video_job_event, run_queued
 
 log = logging.getLogger("grok2api")
 
@@ -47,6 +50,8 @@ class LambdaHandler:
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         if is_scheduled_event(event):
             return self.run_scheduled(event, context)
+        if is_video_job_event(event):
+            return self.run_video_job(event, context)
         return self.asgi(event, context)
 
     def run_scheduled(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -64,6 +69,24 @@ class LambdaHandler:
         return {"ok": True, "event_id": event.get("id"), **report}
 
 
+    def run_video_job(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if isinstance(self.app, ConfigErrorApp):
+            raise RuntimeError("video job skipped, invalid configuration:\n  " + "\n  ".join(self.app.problems))
+
+        async def run() -> dict[str, str] | None:
+            gateway = await self.app.state.gateway.get()  # type: ignore[attr-defined]
+            return await run_queued(gateway, event["id"], timeout=job_budget(context))
+
+        # An error escaping here (the store unreachable before the claim) makes Lambda deliver the event again
+        # later (twice at most); a delivery that finds the job claimed or ended does nothing.
+        job = asyncio.get_event_loop().run_until_complete(run())
+        if job is None:
+            log.info("video job %s: not queued (already run, running, deleted or expired)", event["id"])
+            return {"ok": True, "id": event["id"], "status": "skipped"}
+        log.info("video job %s: %s", event["id"], job.get("status"))
+        return {"ok": True, "id": event["id"], "status": job.get("status"), "error_code": job.get("error_code")}
+
+
 def is_scheduled_event(event: Any) -> bool:
     """EventBridge (CloudWatch Events) rule targets and ``serverless.yml`` ``schedule`` events look like this."""
     return (
@@ -79,6 +102,13 @@ def cron_budget(context: Any) -> float:
     if remaining_ms is None:
         return 20.0
     return max(1.0, min(CRON_MAX_BUDGET, remaining_ms() / 1000 - CRON_MARGIN))
+
+
+def job_budget(context: Any) -> float | None:
+    """Seconds a video job may run in this invocation: what it has left less a margin for writing the outcome
+    (``None`` outside Lambda: ``VIDEO_TIMEOUT`` alone)."""
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    return None if remaining_ms is None else max(1.0, remaining_ms() / 1000 - CRON_MARGIN)
 
 
 handler = LambdaHandler(load_app())

@@ -12,9 +12,7 @@ store (``GET /media/{id}``: a redirect on S3, a streamed file with Range support
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 import time
 from typing import Any, Literal
 
@@ -25,19 +23,16 @@ from api._access import client_auth
 from api._deps import gateway
 from api._images import _header_params, _parts
 from api._media import serve_media
-from core import ledger
-from core.attachments import EXTENSIONS, Attachment, load_images, sniff_image
-from core.catalog import VideoModelSpec
+from core import ledger, video_queue
+from core.attachments import Attachment, load_images
 from core.errors import InvalidRequest, NotFound, PayloadTooLarge
 from core.gateway import Gateway
 from core.videos import (
     DEFAULT_SIZE,
     MAX_SECONDS,
     SIZES,
-    VideoJobs,
-    VideoParams,
-    VideoService,
     drive,
+    new_job_id,
     parse_params,
     start_job,
 )
@@ -47,12 +42,7 @@ FIELDS = ("prompt", "model", "seconds", "size", "input_reference")
 MAX_LIST = 100
 
 
-def _jobs(gw: Gateway) -> VideoJobs:
-    return VideoJobs(gw.store, gw.settings.video_job_ttl)
-
-
-def _service(gw: Gateway) -> VideoService:
-    return VideoService(gw.settings, gw.pool, gw.client, gw.media)
+_jobs, _service = video_queue.jobs_of, video_queue.service_of
 
 
 def _not_found(job_id: str) -> NotFound:
@@ -114,17 +104,19 @@ async def create_video(request: Request, gw: Gateway = Depends(gateway)) -> JSON
     settings, jobs = gw.settings, _jobs(gw)
     now = time.time()
     job: dict[str, Any] = {
-        "id": _new_id(), "model": spec.id, "seconds": params.seconds, "size": params.size,
+        "id": new_job_id(), "model": spec.id, "seconds": params.seconds, "size": params.size,
         "prompt": params.prompt, "created_at": int(now), "expires_at": int(now + settings.video_job_ttl),
         "progress": 0, "owner": ledger.requester(),
     }
-    if settings.video_drive == "poll":
-        if image is not None:  # the poll that drives the job may run on another instance
-            stored = await gw.media.put(image.data, mime=image.mime, kind="image", source="videos/input",
-                                        prompt=params.prompt[:1000])
-            job["ref_media"] = stored.id
-        job.update(status="queued")
-        await jobs.create(job, score=now)
+    if settings.video_drive in ("poll", "async"):  # another request or invocation runs it
+        job = await video_queue.queue(gw, job, image, score=now)
+        if gw.video_dispatch is not None:
+            try:
+                await gw.video_dispatch.send(job["id"])
+            except video_queue.DispatchFailed as exc:  # nothing was sent upstream: the job simply failed
+                failed = {"status": "failed", "error_code": exc.code or "dispatch_failed", "error_message": exc.message}
+                await jobs.update(job["id"], **failed)
+                job.update(failed)
         return JSONResponse(video_object({k: str(v) for k, v in job.items()}))
     job = await start_job(jobs, spec, params, timeout=settings.video_timeout, ttl=settings.video_job_ttl,
                           owner=ledger.requester())
@@ -191,51 +183,28 @@ async def video_content(
 # -- internals ----------------------------------------------------------------------------------------------------
 
 
-def _new_id() -> str:
-    return "video_" + secrets.token_hex(16)
-
-
 async def _current(gw: Gateway, video_id: str) -> dict[str, Any]:
-    """The job as it is now; in poll mode a queued job is claimed and driven here, and a job whose driver went
-    away past its deadline is marked failed (it is not re-sent: upstream may have charged it)."""
+    """The job as it is now; in poll mode a queued job is claimed and driven here. A job whose runner went away
+    past its deadline, or that no runner claimed in time, is marked failed (never re-sent: upstream may have
+    charged it)."""
     jobs = _jobs(gw)
     job = await jobs.get(video_id)
     if job is None or not ledger.may_see(job.get("owner"), ledger.requester()):
         raise _not_found(video_id)
-    now, settings = time.time(), gw.settings
-    if job.get("status") == "queued" and settings.video_drive == "poll":
-        if await jobs.claim(video_id, secrets.token_hex(8), now + settings.video_timeout):
-            spec, params, image = await _inputs(gw, job)
-            outcome = await drive(jobs, _service(gw), spec, video_id, params, image, settings.video_timeout)
-            return {**job, **{k: str(v) for k, v in outcome.items()}}
-        job = await jobs.get(video_id) or job
+    if job.get("status") == "queued" and gw.settings.video_drive == "poll":
+        job = await video_queue.run_queued(gw, video_id, job=job) or await jobs.get(video_id) or job
+    now = time.time()
+    failed = None
     if job.get("status") == "in_progress" and float(job.get("deadline") or 0) + 5 < now:
         failed = {"status": "failed", "error_code": "interrupted",
                   "error_message": "the request driving this video ended before it finished"}
+    elif video_queue.unclaimed_too_long(job, gw.settings, now):
+        failed = {"status": "failed", "error_code": "not_started",
+                  "error_message": "no runner picked the job up in time; nothing was sent upstream"}
+    if failed is not None:
         await jobs.update(video_id, **failed)
         job = {**job, **failed}
     return job
-
-
-async def _inputs(gw: Gateway, job: dict[str, str]) -> tuple[VideoModelSpec, VideoParams, Attachment | None]:
-    spec = gw.catalog.resolve_video(job.get("model"))
-    params = parse_params(job.get("prompt"), job.get("seconds"), job.get("size"), job.get("preset"))
-    image = None
-    if job.get("ref_media"):
-        item = await gw.media.get(job["ref_media"])
-        data = await gw.media.read(item) if item is not None else None
-        if not data:
-            raise NotFound("the job's reference image is gone", param="input_reference")
-        image = _attachment(data)
-    return spec, params, image
-
-
-def _attachment(data: bytes) -> Attachment:
-    mime = sniff_image(data)
-    if mime is None:
-        why = "image is empty" if not data else "not a JPEG, PNG, WebP or GIF image"
-        raise InvalidRequest(f"input_reference: {why}", param="input_reference")
-    return Attachment(f"image-{hashlib.sha256(data).hexdigest()[:12]}.{EXTENSIONS[mime]}", mime, data)
 
 
 async def _read_create(request: Request, gw: Gateway) -> tuple[dict[str, Any], Attachment | None]:
@@ -253,7 +222,7 @@ async def _read_create(request: Request, gw: Gateway) -> tuple[dict[str, Any], A
                 if len(data) > gw.settings.max_image_bytes:
                     raise PayloadTooLarge(f"input_reference: image is larger than {gw.settings.max_image_bytes} "
                                           "bytes", param="input_reference")
-                image = _attachment(data)
+                image = video_queue.reference_image(data)
             else:
                 fields[name] = data.decode("utf-8", "replace")
     else:

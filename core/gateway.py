@@ -16,6 +16,7 @@ from core.media import MediaStore
 from core.pool import TokenPool
 from core.settings import Settings
 from core.store import Store, open_store
+from core.video_queue import VideoDispatch
 
 
 class Gateway:
@@ -33,6 +34,7 @@ class Gateway:
             runtime_settings.version_key(store), lambda version: runtime_settings.note_version(version, store)
         )
         self.media = MediaStore.from_settings(settings, store)  # no I/O; boto3 loads on first S3 use
+        self.video_dispatch = VideoDispatch.from_settings(settings)  # VIDEO_DRIVE=async only
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:

@@ -60,12 +60,15 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "s3_endpoint_url": ("S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"),
     "s3_region": ("S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
     "s3_prefix": ("S3_PREFIX",),
+    "s3_access_key_id": ("S3_ACCESS_KEY_ID",),
+    "s3_secret_access_key": ("S3_SECRET_ACCESS_KEY",),
     "media_public_base_url": ("MEDIA_PUBLIC_BASE_URL",),
     "media_presign_ttl": ("MEDIA_PRESIGN_TTL",),
     "media_max_bytes": ("MEDIA_MAX_BYTES",),
     "media_total_bytes": ("MEDIA_TOTAL_BYTES",),
     "media_retention_days": ("MEDIA_RETENTION_DAYS",),
     "video_drive": ("VIDEO_DRIVE",),
+    "video_dispatch_function": ("VIDEO_DISPATCH_FUNCTION", "AWS_LAMBDA_FUNCTION_NAME"),
     "video_timeout": ("VIDEO_TIMEOUT",),
     "video_job_ttl": ("VIDEO_JOB_TTL",),
     "video_format": ("VIDEO_FORMAT",),
@@ -171,6 +174,11 @@ class Settings(BaseModel):
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint for non-AWS providers (credentials: AWS_* variables).")
     s3_region: str | None = Field(None, description="S3 region.")
     s3_prefix: str = Field("media/", description="Key prefix for media objects in the bucket.")
+    s3_access_key_id: str | None = Field(
+        None, description="Credentials for the bucket when they are not the AWS_* ones (on Lambda those are the "
+        "function's role: set these for R2, B2, MinIO)."
+    )
+    s3_secret_access_key: str | None = Field(None, description="Secret of S3_ACCESS_KEY_ID.")
     media_public_base_url: str | None = Field(
         None, description="Public URL of the bucket or its CDN: links point there instead of presigned URLs."
     )
@@ -180,8 +188,13 @@ class Settings(BaseModel):
         5 * 1024 * 1024 * 1024, gt=0, description="Media kept in all; the cron tick deletes the oldest beyond it."
     )
     media_retention_days: float = Field(7.0, gt=0, description="Days generated media is kept (cron cleanup).")
-    video_drive: Literal["inline", "poll"] = Field(
-        "inline", description="Who runs a video job: `POST /v1/videos` itself (`inline`) or the first poll (`poll`)."
+    video_drive: Literal["inline", "poll", "async"] = Field(
+        "inline", description="Who runs a video job: `POST /v1/videos` itself (`inline`), the first poll (`poll`), "
+        "or an asynchronous invocation of VIDEO_DISPATCH_FUNCTION (`async`, AWS Lambda behind API Gateway)."
+    )
+    video_dispatch_function: str | None = Field(
+        None, description="Lambda function (name or ARN) invoked with `InvocationType=Event` to run a "
+        "`VIDEO_DRIVE=async` job; on Lambda it defaults to the function itself."
     )
     video_timeout: float = Field(
         240.0, gt=0, le=900, description="Seconds one video job may run (generation + download); then it failed."
@@ -332,6 +345,11 @@ def _cross_field_problems(values: Mapping[str, object]) -> list[str]:
         problems.append("API_KEYS: required when APP_ENV=production.")
     if bool(values.get("upstash_url")) != bool(values.get("upstash_token")):
         problems.append("UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together.")
+    if bool(values.get("s3_access_key_id")) != bool(values.get("s3_secret_access_key")):
+        problems.append("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together.")
+    if str(values.get("video_drive", "")).strip() == "async" and not values.get("video_dispatch_function"):
+        problems.append("VIDEO_DRIVE: `async` hands each job to a Lambda function; set VIDEO_DISPATCH_FUNCTION "
+                        "(on AWS Lambda it defaults to the function itself).")
     return problems
 
 

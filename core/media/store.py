@@ -126,6 +126,8 @@ class S3Backend:
         self.prefix = settings.s3_prefix
         self.endpoint_url = settings.s3_endpoint_url
         self.region = settings.s3_region
+        self.credentials = ((settings.s3_access_key_id, settings.s3_secret_access_key)
+                            if settings.s3_access_key_id and settings.s3_secret_access_key else None)
         self.public_base_url = (settings.media_public_base_url or "").rstrip("/") or None
         self.presign_ttl = max(1, min(int(settings.media_presign_ttl), 7 * 86400))  # SigV4 allows 7 days at most
         self._client: Any = None
@@ -143,8 +145,11 @@ class S3Backend:
             retries={"max_attempts": S3_ATTEMPTS, "mode": "standard"}, signature_version="s3v4",
             s3={"addressing_style": "path" if self.endpoint_url else "auto"},
         )
+        keys = {}
+        if self.credentials is not None:  # else boto3's chain: AWS_* variables, profile, the function's role
+            keys = {"aws_access_key_id": self.credentials[0], "aws_secret_access_key": self.credentials[1]}
         return boto3.session.Session().client(
-            "s3", endpoint_url=self.endpoint_url, region_name=self.region or "us-east-1", config=config
+            "s3", endpoint_url=self.endpoint_url, region_name=self.region or "us-east-1", config=config, **keys
         )
 
     async def client(self) -> Any:

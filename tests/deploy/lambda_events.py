@@ -101,3 +101,66 @@ class LambdaRuntime:
 
         self._thread.submit(shutdown).result(timeout=30)
         self._thread.shutdown()
+
+
+class InvokeApi:
+    """The Lambda Invoke API's asynchronous form (``POST /2015-03-31/functions/{name}/invocations`` with
+    ``X-Amz-Invocation-Type: Event``), over HTTP on loopback: botocore reaches it through
+    ``AWS_ENDPOINT_URL_LAMBDA`` and signs as it would for AWS. It answers as Lambda does (202 and an empty body,
+    or an error with ``x-amzn-ErrorType``) and keeps each accepted event, so a test delivers it to a second
+    execution environment — the later, separate invocation Lambda would run. ``deny`` answers what a role
+    without ``lambda:InvokeFunction`` gets."""
+
+    def __init__(self, functions: set[str]) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.functions = functions
+        self.events: list[tuple[str, dict[str, Any]]] = []  # (function name, payload)
+        self.seen: list[dict[str, str]] = []  # every request's headers
+        self.deny = False
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                api.seen.append({k.lower(): v for k, v in self.headers.items()})
+                parts = self.path.split("?")[0].split("/")
+                if len(parts) != 5 or parts[1:3] != ["2015-03-31", "functions"] or parts[4] != "invocations":
+                    return self.error(404, "UnknownOperationException", "unknown operation")
+                name = parts[3]
+                if "authorization" not in {k.lower() for k in self.headers}:
+                    return self.error(403, "MissingAuthenticationTokenException", "missing signature")
+                if api.deny:
+                    return self.error(403, "AccessDeniedException", f"User is not authorized to perform: "
+                                      f"lambda:InvokeFunction on resource: {name}")
+                if name not in api.functions:
+                    return self.error(404, "ResourceNotFoundException", f"Function not found: {name}")
+                if self.headers.get("x-amz-invocation-type") != "Event":
+                    return self.error(400, "InvalidParameterValueException", "this stand-in only queues events")
+                api.events.append((name, json.loads(body)))
+                self.send_response(202)
+                self.send_header("x-amzn-RequestId", "00000000-0000-0000-0000-000000000000")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def error(self, status: int, kind: str, message: str) -> None:
+                data = json.dumps({"Type": "User", "message": message}).encode()
+                self.send_response(status)
+                self.send_header("x-amzn-ErrorType", kind)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -84,12 +84,21 @@ def test_serverless_buffered_deployment() -> None:
     assert provider["runtime"] in {"python3.11", "python3.12"} and provider["architecture"] in {"x86_64", "arm64"}
     assert provider["timeout"] < 30  # HTTP API integrations end at 30 s
     assert sls["package"]["artifact"] == f"dist/lambda-{provider['architecture']}.zip"
-    (function,) = sls["functions"].values()
-    assert callable(resolve_handler(function["handler"]))
-    events = function["events"]
+    api, videos = sls["functions"]["api"], sls["functions"]["videos"]
+    assert sls["functions"].keys() == {"api", "videos"}
+    assert callable(resolve_handler(api["handler"])) and videos["handler"] == api["handler"]
+    events = api["events"]
     assert {"httpApi": "*"} in events
     (schedule,) = [e["schedule"] for e in events if "schedule" in e]
     assert re.fullmatch(r"rate\(\d+ (minute|minutes|hour|hours|day|days)\)", schedule["rate"])
+    # Video jobs outlast API Gateway's 30 s: `api` hands them to `videos` (no events; a timeout over the job's).
+    env = provider["environment"]
+    assert env["VIDEO_DRIVE"].endswith("'async'}") and "events" not in videos
+    worker_name = "${self:service}-${sls:stage}-videos"  # how the Framework names the `videos` function
+    assert env["VIDEO_DISPATCH_FUNCTION"] == worker_name
+    assert videos["timeout"] > Settings().video_timeout and videos["maximumEventAge"] <= 300
+    (invoke,) = [s for s in provider["iam"]["role"]["statements"] if s["Action"] == "lambda:InvokeFunction"]
+    assert invoke["Resource"].endswith(":function:" + worker_name)
 
 
 def test_serverless_streaming_deployment() -> None:

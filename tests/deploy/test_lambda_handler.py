@@ -16,8 +16,9 @@ import pytest
 from fastapi import Response
 
 from adapters.entry import ConfigErrorApp
-from adapters.lambda_handler import LambdaHandler, cron_budget, is_scheduled_event
+from adapters.lambda_handler import LambdaHandler, cron_budget, is_scheduled_event, job_budget
 from api._app import create_app
+from core.video_queue import is_video_job_event
 from simulator.runner import SimulatorServer
 from tests.deploy.conftest import ADMIN_PASSWORD, API_KEY
 from tests.deploy.lambda_events import (
@@ -165,6 +166,12 @@ def test_event_recognition() -> None:
     for kind in KINDS:
         assert not is_scheduled_event(http_event(kind, "GET", "/"))
     assert not is_scheduled_event({"source": "aws.s3"}) and not is_scheduled_event([])
+    job = {"grok2api": "video_job", "id": "video_" + "0" * 32}
+    assert is_video_job_event(job) and not is_scheduled_event(job)
+    for kind in KINDS:
+        assert not is_video_job_event(http_event(kind, "POST", "/v1/videos"))
+    for bad in ({**job, "id": "video_../../x"}, {**job, "id": 7}, {**job, "grok2api": "cron"}, {"id": job["id"]}):
+        assert not is_video_job_event(bad)
 
 
 def test_cron_budget_follows_remaining_time() -> None:
@@ -172,6 +179,7 @@ def test_cron_budget_follows_remaining_time() -> None:
     assert cron_budget(FakeContext(remaining_ms=900_000)) == 250.0
     assert cron_budget(FakeContext(remaining_ms=3_000)) == 1.0
     assert cron_budget(None) == 20.0
+    assert job_budget(FakeContext(remaining_ms=300_000)) == 295.0 and job_budget(None) is None
 
 
 def test_misconfigured_handler_answers_500_and_cron_fails_loudly() -> None:
@@ -184,6 +192,8 @@ def test_misconfigured_handler_answers_500_and_cron_fails_loudly() -> None:
         assert error["code"] == "invalid_configuration" and error["problems"] == problems
     with pytest.raises(RuntimeError, match="API_KEYS: required"):
         handler(scheduled_event(), FakeContext())
+    with pytest.raises(RuntimeError, match="API_KEYS: required"):
+        handler({"grok2api": "video_job", "id": "video_" + "0" * 32}, FakeContext())
 
 
 def test_module_imports_with_a_broken_environment(tmp_path: Path) -> None:

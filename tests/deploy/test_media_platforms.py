@@ -8,14 +8,17 @@ would have stored it.
   configured by environment variables only.
 * Lambda: API Gateway HTTP API (v2) and REST API (v1) events through ``LambdaHandler(load_app())`` (what
   ``adapters.lambda_handler.handler`` is) with ``AWS_LAMBDA_FUNCTION_NAME`` set, on the Lambda runtime model
-  (``tests/deploy/lambda_events.py``).
+  (``tests/deploy/lambda_events.py``); a video job behind API Gateway runs in an asynchronous invocation
+  (``VIDEO_DRIVE=async``) sent through the Lambda Invoke API (a loopback stand-in, ``InvokeApi``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -31,8 +34,16 @@ from core.media import MediaItem, MediaStore
 from core.settings import Settings
 from core.store import open_store
 from tests.deploy.conftest import ADMIN_PASSWORD, API_KEY, settings_env
-from tests.deploy.lambda_events import LambdaRuntime, http_event, response_body, response_json
+from tests.deploy.lambda_events import (
+    FakeContext,
+    InvokeApi,
+    LambdaRuntime,
+    http_event,
+    response_body,
+    response_json,
+)
 from tests.deploy.test_vercel_entry import VercelFunction, start_function
+from tests.e2e.media import png
 from tests.support.net import free_port
 
 BUCKET = "g2a-media-platforms"
@@ -270,3 +281,149 @@ def test_lambda_video_job_progresses_through_events(make_settings, moto_url: str
     assert location.startswith(f"{moto_url}/{BUCKET}/{settings.s3_prefix}"), location
     fetched = httpx.get(location, timeout=30)
     assert fetched.status_code == 200 and fetched.content[4:8] == b"ftyp", fetched.content[:16]
+
+
+# -- VIDEO_DRIVE=async: the job runs in an asynchronous invocation of a second function -----------------------------
+
+WORKER = "grok2api-prod-videos"
+
+
+@pytest.fixture
+def invoke_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[InvokeApi]:
+    api = InvokeApi({WORKER})
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", api.url)  # botocore's per-service endpoint variable
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    yield api
+    api.close()
+
+
+def _async_runtimes(make_settings, moto_url: str, monkeypatch: pytest.MonkeyPatch,
+                    **overrides: object) -> tuple[Settings, LambdaRuntime, LambdaRuntime]:
+    """The ``api`` function and the ``videos`` function of serverless.yml: two execution environments built
+    from the same environment (each its own process state, one store and one bucket)."""
+    settings = s3_settings(make_settings, moto_url).model_copy(
+        update={"video_drive": "async", "video_dispatch_function": WORKER, **overrides})
+    api = lambda_runtime(settings, monkeypatch)
+    return settings, api, LambdaRuntime(load_app)
+
+
+def _add_account(api: LambdaRuntime, sim) -> str:
+    token = f"lambda-async-{uuid.uuid4().hex}"
+    sim.state.add_account(token, tier="super")
+    added = api.invoke(http_event("http_api_v2", "POST", "/admin/tokens", body={"tokens": [token]},
+                                  headers={"Authorization": f"Bearer {ADMIN_PASSWORD}"}))
+    assert added["statusCode"] == 200 and response_json(added)["added"] == 1, added
+    return token
+
+
+def test_lambda_video_job_runs_in_an_async_invocation(make_settings, moto_url: str, aws_credentials, sim,
+                                                      invoke_api: InvokeApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind API Gateway (30 s, buffered) the ``POST`` queues the job and invokes the ``videos`` function with
+    ``InvocationType=Event``; polls on ``api`` answer from the store (they never drive the job); the delivered
+    event runs it to ``completed``, bounded by the invocation's time; a second delivery (Lambda retries) does
+    nothing; the video downloads as a redirect to the bucket."""
+    settings, api, worker = _async_runtimes(make_settings, moto_url, monkeypatch)
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    try:
+        token = _add_account(api, sim)
+        created = api.invoke(http_event("http_api_v2", "POST", "/v1/videos", headers=auth,
+                                        body={"prompt": "a lighthouse at dusk", "seconds": "4", "size": "480x854"}))
+        assert created["statusCode"] == 200, created
+        job = response_json(created)
+        assert job["status"] == "queued", job
+        assert invoke_api.events == [(WORKER, {"grok2api": "video_job", "id": job["id"]})]
+        assert invoke_api.seen[-1]["x-amz-invocation-type"] == "Event"
+        assert "Credential=testing/" in invoke_api.seen[-1]["authorization"]  # SigV4-signed like any AWS call
+
+        polled = api.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job['id']}", headers=auth))
+        assert response_json(polled)["status"] == "queued"  # a poll never drives an async job
+        assert sim.state.ledger(token)["accepted"].get("video", 0) == 0
+
+        _, event = invoke_api.events[0]
+        report = worker.invoke(event, FakeContext(remaining_ms=300_000, function_name=WORKER))
+        assert report == {"ok": True, "id": job["id"], "status": "completed", "error_code": None}, report
+        assert sim.state.ledger(token)["accepted"]["video"] == 1
+
+        again = worker.invoke(event, FakeContext(remaining_ms=300_000, function_name=WORKER))  # a redelivery
+        assert again == {"ok": True, "id": job["id"], "status": "skipped"}
+        assert sim.state.ledger(token)["accepted"]["video"] == 1  # not sent again
+
+        done = response_json(api.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job['id']}", headers=auth)))
+        assert done["status"] == "completed" and done["progress"] == 100, done
+        content = api.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job['id']}/content", headers=auth))
+    finally:
+        api.close()
+        worker.close()
+    assert content["statusCode"] == 302, content
+    location = _headers(content)["location"]
+    assert location.startswith(f"{moto_url}/{BUCKET}/{settings.s3_prefix}"), location
+    fetched = httpx.get(location, timeout=30)
+    assert fetched.status_code == 200 and fetched.content[4:8] == b"ftyp"
+
+
+def test_lambda_async_video_with_an_image_runs_on_the_worker(make_settings, moto_url: str, aws_credentials, sim,
+                                                             invoke_api: InvokeApi,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ``input_reference`` image reaches the other function through the media store (image-to-video)."""
+    _, api, worker = _async_runtimes(make_settings, moto_url, monkeypatch)
+    image = "data:image/png;base64," + base64.b64encode(png()).decode()
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    try:
+        token = _add_account(api, sim)
+        created = api.invoke(http_event("http_api_v2", "POST", "/v1/videos", headers=auth,
+                                        body={"prompt": "make it move", "seconds": "4", "input_reference": image}))
+        job = response_json(created)
+        assert job["status"] == "queued", job
+        report = worker.invoke(invoke_api.events[-1][1], FakeContext(remaining_ms=300_000, function_name=WORKER))
+        assert report["status"] == "completed", report
+        assert any("upload-file" in r["path"] for r in sim.state.requests())
+        assert sim.state.ledger(token)["accepted"]["video"] == 1
+    finally:
+        api.close()
+        worker.close()
+
+
+def test_lambda_async_video_fails_clearly_when_it_cannot_be_dispatched(make_settings, moto_url: str, aws_credentials,
+                                                                       sim, invoke_api: InvokeApi,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A role without ``lambda:InvokeFunction``: the job is ``failed`` with what to fix, nothing went upstream."""
+    invoke_api.deny = True
+    _, api, worker = _async_runtimes(make_settings, moto_url, monkeypatch)
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    try:
+        token = _add_account(api, sim)
+        created = api.invoke(http_event("http_api_v2", "POST", "/v1/videos", headers=auth,
+                                        body={"prompt": "a kite", "seconds": "4"}))
+        job = response_json(created)
+        assert job["status"] == "failed", job
+        assert job["error"]["code"] == "dispatch_failed"
+        assert "AccessDeniedException" in job["error"]["message"] and "lambda:InvokeFunction" in job["error"]["message"]
+        assert invoke_api.events == [] and sim.state.ledger(token)["accepted"].get("video", 0) == 0
+        polled = response_json(api.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job['id']}", headers=auth)))
+        assert polled["status"] == "failed" and polled["error"]["code"] == "dispatch_failed"
+    finally:
+        api.close()
+        worker.close()
+
+
+def test_lambda_async_video_never_run_reads_not_started(make_settings, moto_url: str, aws_credentials, sim,
+                                                        invoke_api: InvokeApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An event Lambda never ran (throttled past ``maximumEventAge``): after ``VIDEO_TIMEOUT`` + the queue grace
+    the job reads ``failed`` / ``not_started``, and a late delivery does not start it any more."""
+    monkeypatch.setattr("core.video_queue.QUEUE_GRACE", 0.5)
+    _, api, worker = _async_runtimes(make_settings, moto_url, monkeypatch, video_timeout=1.0)
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    try:
+        token = _add_account(api, sim)
+        job = response_json(api.invoke(http_event("http_api_v2", "POST", "/v1/videos", headers=auth,
+                                                  body={"prompt": "a kite", "seconds": "4"})))
+        assert job["status"] == "queued"
+        time.sleep(max(0.0, job["created_at"] + 1.0 + 0.5 - time.time()) + 1.1)  # created_at has whole seconds
+        polled = response_json(api.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job['id']}", headers=auth)))
+        assert polled["status"] == "failed" and polled["error"]["code"] == "not_started", polled
+        late = worker.invoke(invoke_api.events[-1][1], FakeContext(remaining_ms=300_000, function_name=WORKER))
+        assert late["status"] == "skipped"
+        assert sim.state.ledger(token)["accepted"].get("video", 0) == 0
+    finally:
+        api.close()
+        worker.close()

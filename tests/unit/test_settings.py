@@ -40,6 +40,24 @@ def test_upstash_pair_must_be_complete() -> None:
         Settings.from_env({"UPSTASH_REDIS_REST_URL": "https://x"})
 
 
+def test_s3_credentials_pair_must_be_complete() -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"S3_ACCESS_KEY_ID": "AKIA"})
+    assert info.value.problems == ["S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together."]
+
+
+def test_async_video_drive_needs_a_function_to_invoke() -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"VIDEO_DRIVE": "async"})
+    assert info.value.problems[0].startswith("VIDEO_DRIVE: `async` hands each job to a Lambda function")
+    # On Lambda the function names itself; an explicit VIDEO_DISPATCH_FUNCTION (the serverless.yml worker) wins.
+    on_lambda = Settings.from_env({"VIDEO_DRIVE": "async", "AWS_LAMBDA_FUNCTION_NAME": "grok2api-prod-api"})
+    assert on_lambda.video_dispatch_function == "grok2api-prod-api"
+    worker = Settings.from_env({"VIDEO_DRIVE": "async", "AWS_LAMBDA_FUNCTION_NAME": "grok2api-prod-api",
+                                "VIDEO_DISPATCH_FUNCTION": "grok2api-prod-videos"})
+    assert worker.video_dispatch_function == "grok2api-prod-videos"
+
+
 def test_bad_alias_json_is_a_clear_error() -> None:
     with pytest.raises(SettingsError) as info:
         Settings.from_env({"MODEL_ALIASES": "{broken"})
