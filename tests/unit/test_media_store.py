@@ -252,3 +252,16 @@ def test_building_the_store_loads_no_boto3() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split() == ["S3Backend", "False", "False"]
+
+
+async def test_bucket_credentials_of_their_own(moto_s3: str, tmp_path, embedded_redis) -> None:
+    """``S3_ACCESS_KEY_ID``/``S3_SECRET_ACCESS_KEY`` sign the bucket's requests instead of the ``AWS_*`` chain (on
+    Lambda the latter is the function's role): puts work and links carry the bucket's key."""
+    settings = settings_for("s3", tmp_path, embedded_redis, moto_s3, s3_access_key_id="R2KEYEXAMPLE",
+                            s3_secret_access_key="r2-secret")
+    media = MediaStore.from_settings(settings, open_store(settings), environ={})
+    item = await media.put(JPEG, mime="image/jpeg")
+    url, _ = await media.backend.link(item.filename)
+    assert "X-Amz-Credential=R2KEYEXAMPLE%2F" in url and os.environ["AWS_ACCESS_KEY_ID"] not in url
+    async with httpx.AsyncClient() as plain:
+        assert (await plain.get(url)).content == JPEG
