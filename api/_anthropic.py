@@ -30,7 +30,7 @@ from api._errors import anthropic_error_body
 from api._media import chat_media
 from api._sse import EventStream, settled
 from core.answer import estimate_tokens
-from core.answer_run import AnswerRun, Heartbeat
+from core.answer_run import AnswerRun, Heartbeat, repair_key, repair_turn
 from core.catalog import CREATED, ModelSpec
 from core.chat import ChatRequest
 from core.compose import compose
@@ -81,9 +81,10 @@ async def messages(
     prompt = compose(body.to_turns(), spec)
     if not prompt.message:
         raise InvalidRequest("messages contain no text or images", param="messages")
-    stream = await gw.chat.open(ChatRequest(model=model, prompt=prompt, requested_model=body.model))
+    request = ChatRequest(model=model, prompt=prompt, requested_model=body.model, sticky_key=repair_key(spec))
+    stream = await gw.chat.open(request)
     run = AnswerRun(_settings(gw.settings, body.shows_thinking), stream, spec, streaming=body.stream,
-                    prompt_tokens=estimate_tokens(prompt.message), media=media)
+                    prompt_tokens=estimate_tokens(prompt.message), repair=repair_turn(gw, request), media=media)
     reply = Reply(gw, body, run)
     if body.stream:
         return EventStream(reply.sse())

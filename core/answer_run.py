@@ -28,6 +28,7 @@ from core.prompt import Prompt
 from core.reply import Finish, InvalidStructuredOutput, ReplyEvent, ReplyShaper, ReplySpec
 from core.settings import Settings
 from core.structured import repair_prompt
+from core.tools import call_reminder
 
 log = logging.getLogger("grok2api")
 # Opens a follow-up turn (on the same account, through its sticky key) whose message adds the given text.
@@ -37,7 +38,7 @@ INCOMPLETE = "grok.com closed the stream before the answer was complete"
 
 def repair_key(spec: ReplySpec) -> str | None:
     """A sticky key for a request that may need a repair turn, so that turn finds the same account."""
-    return f"repair:{secrets.token_hex(8)}" if spec.wants_json else None
+    return f"repair:{secrets.token_hex(8)}" if spec.wants_json or spec.must_call else None
 
 
 def repair_turn(gw: Gateway, request: ChatRequest) -> Repair:
@@ -70,7 +71,8 @@ class AnswerRun:
         self.spec = spec
         self.prompt_tokens = prompt_tokens
         self.streaming = streaming
-        self.repair = repair if spec.wants_json else None  # one repair turn for JSON that does not validate
+        # One repair turn for JSON that does not validate, or an answer without the call tool_choice asks for.
+        self.repair = repair if spec.wants_json or spec.must_call else None
         self.repaired = False
         # Generated images are fetched with the account's cookies and kept in the media store before the
         # answer's end renders them (``media``; without it they link to the assets host, which needs cookies).
@@ -136,8 +138,9 @@ class AnswerRun:
         ``lease_ttl / 3`` apart; None: no heartbeats), and last the ``Finish``. Raises ``GatewayError`` when the
         answer fails.
 
-        A JSON answer that does not validate gets one repair turn (the answer and its problems sent back on the
-        same account) before it is judged for good; its text was held, so the client sees only the final one."""
+        A JSON answer that does not validate, or one without the call ``tool_choice`` asks for, gets one repair
+        turn (on the same account) before it is judged for good; its text was held, so the client sees only the
+        final one. A required call still missing after it: the text is the answer (``finish_reason`` stop)."""
         while True:
             async for item in self._upstream(heartbeat):
                 yield item
@@ -146,11 +149,17 @@ class AnswerRun:
             try:
                 events, finish = self.shaper.finish(self.builder.finish())
             except InvalidStructuredOutput:
-                if not await self._repair():
+                if not await self._repair_json():
                     raise
                 continue
-            if self.shaper.json_problems and await self._repair():
+            if self.shaper.json_problems and await self._repair_json():
                 continue
+            if self.shaper.call_missing:
+                if self.spec.choice is not None and await self._repair(call_reminder(self.spec.choice, self.shaper.held_text)):
+                    continue
+                log.info("tool_choice %s: no call after the repair turn; answering with text",
+                         self.spec.choice.mode if self.spec.choice else "?")
+                events += self.shaper.release_held()
             self.finish = finish
             for out in events:
                 yield out
@@ -179,15 +188,21 @@ class AnswerRun:
         if not saw_end and not self.shaper.done:
             raise UpstreamError(FailureKind.STREAM, INCOMPLETE)
 
-    async def _repair(self) -> bool:
-        """Settle this answer and open the repair turn; False when there is none to try."""
-        if self.repair is None or self.repaired or self.spec.output is None:
+    async def _repair_json(self) -> bool:
+        if self.spec.output is None or self.repair is None or self.repaired:
             return False
-        self.repaired = True
         problems, raw = self.shaper.json_problems or ["no JSON value found"], self.shaper.json_raw
         log.info("structured output did not validate (%s); asking once more", "; ".join(problems[:3]))
+        return await self._repair(repair_prompt(self.spec.output, raw, problems))
+
+    async def _repair(self, extra: str) -> bool:
+        """Settle this answer and open the repair turn (the request's message plus ``extra``); False when there
+        is none to try (one per request)."""
+        if self.repair is None or self.repaired:
+            return False
+        self.repaired = True
         await self._settle(None, keep=None, record=None)  # not the request's last settle: no ledger yet
-        self.stream = await self.repair(repair_prompt(self.spec.output, raw, problems))
+        self.stream = await self.repair(extra)
         self.builder, self.shaper = self._builder(), ReplyShaper(self.spec)
         return True
 

@@ -12,6 +12,9 @@ How each control is enforced (grok.com has none of them):
   ``ToolSieve`` over the content and a second one over the reasoning, so a call is never shown as text;
 * **structured output** — instructions upstream, then the JSON is dug out of the answer (fences and prose around
   it removed) and validated; the text is held until the end of the answer, since only then can it be judged;
+* **a required call** (``tool_choice`` ``required`` or a forced tool) — the text is held until the first call;
+  an answer that ends without one is marked ``call_missing`` with its text kept back, so the caller can ask once
+  more (``AnswerRun``) before ``release_held`` gives the text as the answer;
 * **stop sequences** — the text is cut at the first match, across delta boundaries (a possible partial match is
   held back); the caller then closes the upstream stream (``done``);
 * **max tokens** — counted with ``estimate_tokens`` (one per CJK character, one per ~4 other characters) over
@@ -90,6 +93,11 @@ class ReplySpec:
     @property
     def wants_json(self) -> bool:
         return self.output is not None and self.output.kind != "text"
+
+    @property
+    def must_call(self) -> bool:
+        """``tool_choice`` asks for a call (``required``, or a forced tool)."""
+        return bool(self.tools) and self.choice is not None and self.choice.mode in ("required", "function")
 
     @property
     def plain(self) -> bool:
@@ -193,6 +201,8 @@ class ReplyShaper:
         self._stop = _StopCutter(self.spec.stop) if self.spec.stop else None
         self._meter = _TokenMeter() if self.spec.max_tokens else None
         self._json: list[str] | None = [] if self.spec.wants_json else None
+        self._held: list[str] | None = [] if self.spec.must_call else None  # text before the required call
+        self.call_missing = False  # finished without the call tool_choice asks for; the text is still held
         self._pending_space = ""  # whitespace after a call, shown only if more text follows
         self._thought_calls: set[tuple[str, str]] = set()
         self.json_raw = ""  # the answer a JSON format was judged on, and what was wrong with it
@@ -251,6 +261,11 @@ class ReplyShaper:
                 self._visible(out, self._stop.finish())
             if self._json is not None:
                 self._json_out(out)
+            if self._held is not None and not self.calls:
+                if self.done:  # cut by a stop sequence or the token limit: that is the answer
+                    self._release(out)
+                else:
+                    self.call_missing = True
         return out, Finish(self.finish_reason, self.stop_sequence)
 
     # -- content -------------------------------------------------------------------------------------------
@@ -271,6 +286,7 @@ class ReplyShaper:
     def _call(self, out: list[ReplyEvent], call: ToolCallOut) -> None:
         if self.calls and not self.spec.parallel_calls:
             return  # parallel_tool_calls=false: the first call only
+        self._release(out)  # the call tool_choice asked for: the text before it is shown, in order
         self._pending_space = ""
         self.calls.append(call)
         out.append(ToolCallEvent(len(self.calls) - 1, call))
@@ -304,8 +320,29 @@ class ReplyShaper:
         if self._json is not None:
             self._json.append(text)  # judged at the end
             return
+        if self._held is not None:
+            self._held.append(text)  # shown with the first call, or when the answer ends without one
+            return
         self.text.append(text)
         out.append(TextDelta(text))
+
+    def _release(self, out: list[ReplyEvent]) -> None:
+        held, self._held = self._held, None
+        if held:
+            text = "".join(held)
+            self.text.append(text)
+            out.append(TextDelta(text))
+
+    @property
+    def held_text(self) -> str:
+        return "".join(self._held or ())
+
+    def release_held(self) -> list[ReplyEvent]:
+        """The text of an answer that ended without its required call, given as the answer after all."""
+        out: list[ReplyEvent] = []
+        self._release(out)
+        self.call_missing = False
+        return out
 
     # -- reasoning -----------------------------------------------------------------------------------------
 

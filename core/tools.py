@@ -36,12 +36,14 @@ from core.prompt import ToolCall, Turn, clean_turns
 __all__ = [
     "CALL_CLOSE",
     "CALL_OPEN",
+    "CALL_REMINDER_MARKER",
     "NOT_JSON",
     "RESULT_CLOSE",
     "TOOLS_MARKER",
     "ToolCallOut",
     "ToolChoice",
     "ToolSpec",
+    "call_reminder",
     "check_arguments",
     "declare_tools",
     "instructions",
@@ -61,6 +63,8 @@ CALL_OPEN = "<tool_call>"
 CALL_CLOSE = "</tool_call>"
 RESULT_CLOSE = "</tool_result>"
 TOOLS_MARKER = "# Tools"
+CALL_REMINDER_MARKER = "# Tool call required"
+MAX_REMINDER_ECHO = 2000  # characters of the call-less reply quoted back in the reminder
 
 # Bounds on the work one request can cause (all enforced before anything reaches jsonschema or the upstream).
 MAX_TOOLS = 128  # tools per request
@@ -601,6 +605,20 @@ def instructions(tools: Sequence[ToolSpec], choice: ToolChoice | None = None) ->
         f"- {_choice_rule(choice)}",
     ]
     return "\n".join(lines)
+
+
+def call_reminder(choice: ToolChoice, previous: str) -> str:
+    """The follow-up turn after a reply without the call ``choice`` requires: the reply quoted (truncated to
+    ``MAX_REMINDER_ECHO``), the rule again, and the call format's name. Starts with ``CALL_REMINDER_MARKER``."""
+    quoted = previous if len(previous) <= MAX_REMINDER_ECHO else previous[:MAX_REMINDER_ECHO] + "\n[... truncated]"
+    quoted = quoted.replace("</previous_reply>", "&lt;/previous_reply>")
+    return "\n".join([
+        CALL_REMINDER_MARKER, "",
+        "Your previous reply called no tool, but this reply must call one. It was:",
+        "<previous_reply>", quoted, "</previous_reply>", "",
+        _choice_rule(choice),
+        f"Reply again now with only the {CALL_OPEN} line(s), in the form given under \"How to call a tool\".",
+    ])
 
 
 def _choice_rule(choice: ToolChoice) -> str:

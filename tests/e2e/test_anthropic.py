@@ -285,6 +285,20 @@ def test_tool_choice_any_tool_none(gateway: Deployment, script) -> None:
     assert [b.type for b in none.content] == ["text"] and none.stop_reason == "end_turn"
 
 
+def test_tool_choice_any_skipped_gets_one_reminder_stream(gateway: Deployment, script) -> None:
+    """``tool_choice: any`` answered in prose: nothing of it is streamed; the reminder turn quotes it, and its call
+    is the whole message."""
+    script("Let me think about Lima first.", call("get_weather", city="Lima"))
+    with client(gateway).messages.stream(model=MODEL, max_tokens=1000, tools=[WEATHER], tool_choice={"type": "any"},
+                                         messages=[{"role": "user", "content": "Lima?"}]) as stream:
+        kinds = [e.type for e in stream]
+        final = stream.get_final_message()
+    assert [b.type for b in final.content] == ["tool_use"] and final.stop_reason == "tool_use"
+    assert final.content[0].input == {"city": "Lima"} and "text" not in kinds
+    reminder = last_turn(gateway).message
+    assert "# Tool call required" in reminder and "<previous_reply>\nLet me think about Lima first." in reminder
+
+
 def test_web_search_server_tool_maps_to_grok_search(gateway: Deployment, script) -> None:
     script("Found it.")
     message = client(gateway).messages.create(
@@ -538,6 +552,16 @@ def test_structured_output(gateway: Deployment, script) -> None:
         extra_body={"output_config": {"format": {"type": "json_schema", "schema": schema}}})
     assert json.loads(message.content[0].text) == {"answer": "42"}
     assert "# Response format" in last_turn(gateway).message
+
+
+def test_structured_output_gets_its_repair_turn(gateway: Deployment, script) -> None:
+    schema = {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}
+    script('{"answer": "forty-two"}', '{"answer": 42}')
+    message = client(gateway).messages.create(
+        model=MODEL, max_tokens=200, messages=[{"role": "user", "content": "Meaning of life?"}],
+        extra_body={"output_config": {"format": {"type": "json_schema", "schema": schema}}})
+    assert json.loads(message.content[0].text) == {"answer": 42}  # only the repaired answer
+    assert "does not follow the required response format" in last_turn(gateway).message
 
 
 async def test_async_client_stream(gateway: Deployment, script) -> None:

@@ -149,6 +149,45 @@ def test_forced_function_and_none(gw: Deployment, script) -> None:
     assert none.choices[0].message.tool_calls is None and "<tool_call>" in none.choices[0].message.content
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_required_call_the_model_skipped_gets_one_reminder(gw: Deployment, script, stream: bool) -> None:
+    """``tool_choice: required`` and an answer without a call: its text is held, and one reminder turn on the same
+    account (quoting that answer) asks for the call; only the call reaches the client."""
+    tag = uuid.uuid4().hex[:8]
+    script(f"I think it is sunny in Oslo {tag}.")  # the first answer ignores the rule ...
+    # ... and the simulator answers the reminder (recognised by its heading and the quoted answer) with a call.
+    gw.sim.state.rules.add(rf"# Tool call required.*<previous_reply>\nI think it is sunny in Oslo {tag}\.",
+                                  text=call_line("get_weather", city=f"Oslo-{tag}"))
+    accepted = lambda: gw.sim.state.ledger(gw.tokens[0])["accepted"].get("fast", 0)  # noqa: E731
+    before = accepted()
+    kwargs: dict[str, Any] = {"model": "grok-4.5-fast", "messages": [{"role": "user", "content": "Oslo?"}],
+                              "tools": [WEATHER], "tool_choice": "required"}
+    try:
+        if stream:
+            with gw.client().chat.completions.stream(**kwargs) as events:
+                message = events.get_final_completion().choices[0]
+        else:
+            message = gw.client().chat.completions.create(**kwargs).choices[0]
+    finally:
+        gw.sim.state.rules.clear()
+    (call,) = message.message.tool_calls
+    assert json.loads(call.function.arguments) == {"city": f"Oslo-{tag}"} and message.finish_reason == "tool_calls"
+    assert not message.message.content  # the skipped answer's text never reached the client
+    assert accepted() == before + 2  # the answer and the reminder, on the same account
+
+
+def test_a_required_call_still_missing_answers_with_the_text(gw: Deployment, script) -> None:
+    script("no tools for me", "still no tools")
+    accepted = lambda: gw.sim.state.ledger(gw.tokens[0])["accepted"].get("fast", 0)  # noqa: E731
+    before = accepted()
+    result = gw.client().chat.completions.create(
+        model="grok-4.5-fast", messages=[{"role": "user", "content": "x"}], tools=[WEATHER],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    choice = result.choices[0]
+    assert choice.message.tool_calls is None and choice.finish_reason == "stop"
+    assert choice.message.content == "still no tools" and accepted() == before + 2
+
+
 def test_what_is_not_a_declared_valid_call_stays_text(gw: Deployment, script) -> None:
     fenced = "```\n" + call_line("get_weather", city="Paris") + "\n```"
     for reply in (fenced, call_line("launch_rockets", target="moon"), call_line("get_weather", town="Paris")):

@@ -72,8 +72,27 @@ def test_tool_choice_none_and_forced() -> None:
     line = "<tool_call>" + json.dumps({"name": "get_weather", "arguments": {"city": "Oslo"}}) + "</tool_call>"
     events, finish, _ = run(ReplySpec(tools=TOOLS, choice=ToolChoice("none")), [line])
     assert events == [TextDelta(line)] and finish.reason == "stop"
-    _, finish, shaper = run(ReplySpec(tools=TOOLS, choice=ToolChoice("required")), ["no call"])
+    events, finish, shaper = run(ReplySpec(tools=TOOLS, choice=ToolChoice("required")), ["no ", "call"])
     assert finish.reason == "stop" and shaper.choice_problem()
+    # held back for a second try (AnswerRun's repair turn); given as the answer only when there is none
+    assert events == [] and shaper.call_missing and shaper.held_text == "no call"
+    assert shaper.release_held() == [TextDelta("no call")] and not shaper.call_missing
+    assert shaper.content == "no call"
+
+
+@pytest.mark.parametrize("choice", [ToolChoice("required"), ToolChoice("function", "get_weather")])
+def test_required_call_shows_the_text_before_it_in_order(choice: ToolChoice) -> None:
+    line = "<tool_call>" + json.dumps({"name": "get_weather", "arguments": {"city": "Oslo"}}) + "</tool_call>"
+    events, finish, shaper = run(ReplySpec(tools=TOOLS, choice=choice), ["Let me ", "check.\n", line, "\nDone."])
+    assert [type(e) for e in events] == [TextDelta, ToolCallEvent, TextDelta] and finish.reason == "tool_calls"
+    assert events[0] == TextDelta("Let me check.\n") and not shaper.call_missing
+
+
+def test_required_call_cut_by_the_limit_is_the_answer() -> None:
+    spec = ReplySpec(tools=TOOLS, choice=ToolChoice("required"), max_tokens=2)
+    events, finish, shaper = run(spec, ["a long answer without any call"])
+    assert finish.reason == "length" and not shaper.call_missing
+    assert events == [TextDelta("a long a")]
 
 
 def test_structured_output_is_held_then_extracted() -> None:
