@@ -321,29 +321,35 @@ class GrokClient:
         finally:
             await response.aclose()
 
+    async def open_ws(self, creds: Credentials, url: str, *, what: str) -> Any:
+        """A WebSocket to grok.com with a browser's headers and the account's cookies (``creds`` with its user id,
+        when known, for ``x-userid``). A handshake that times out or is refused is an ``UpstreamError`` naming
+        the socket (``what``)."""
+        settings = self.settings
+        headers = {
+            "Origin": settings.grok_base_url.rstrip("/"),
+            "User-Agent": creds.user_agent or settings.user_agent,
+            "Accept-Language": "en-US,en;q=0.9",
+            "Cache-Control": "no-cache",
+            "Pragma": "no-cache",
+            "Cookie": self.cookie(creds, with_user_id=True),
+        }
+        try:
+            return await asyncio.wait_for(
+                self.session.ws_connect(url, headers=headers, timeout=settings.connect_timeout),
+                settings.first_byte_timeout,
+            )
+        except TimeoutError:
+            raise UpstreamError(FailureKind.TIMEOUT, f"{what} WebSocket handshake timed out") from None
+        except (RequestException, CurlError) as exc:  # a refused upgrade surfaces as a bare CurlError (22)
+            raise _ws_handshake_error(exc, what) from None
+
     async def _chat_mgw(self, creds: Credentials, call: ChatCall) -> AsyncIterator[Event]:
         settings = self.settings
         user_id = await self.user_id(creds)
         creds_uid = replace(creds, user_id=user_id)
         url = f"{settings.grok_ws_url}{'&' if '?' in settings.grok_ws_url else '?'}uid={user_id}"
-        base = settings.grok_base_url.rstrip("/")
-        headers = {
-            "Origin": base,
-            "User-Agent": creds.user_agent or settings.user_agent,
-            "Accept-Language": "en-US,en;q=0.9",
-            "Cache-Control": "no-cache",
-            "Pragma": "no-cache",
-            "Cookie": self.cookie(creds_uid, with_user_id=True),
-        }
-        try:
-            ws = await asyncio.wait_for(
-                self.session.ws_connect(url, headers=headers, timeout=settings.connect_timeout),
-                settings.first_byte_timeout,
-            )
-        except TimeoutError:
-            raise UpstreamError(FailureKind.TIMEOUT, "mgw WebSocket handshake timed out") from None
-        except (RequestException, CurlError) as exc:  # a refused upgrade surfaces as a bare CurlError (22)
-            raise _ws_handshake_error(exc) from None
+        ws = await self.open_ws(creds_uid, url, what="mgw")
 
         try:
             session_id = call.conversation_id or ""
@@ -556,14 +562,14 @@ async def ndjson_events(response: Any, settings: Settings, *, overall: float) ->
             yield event
 
 
-def _ws_handshake_error(exc: Exception) -> UpstreamError:
+def _ws_handshake_error(exc: Exception, what: str) -> UpstreamError:
     text = str(exc)
     for status in (401, 403, 429):
         if str(status) in text:
             kind = {401: FailureKind.UNAUTHORIZED, 403: FailureKind.CLOUDFLARE, 429: FailureKind.RATE_LIMITED}[status]
-            log.warning("grok.com mgw WebSocket handshake refused: %s", text)
-            return UpstreamError(kind, f"grok.com refused the mgw WebSocket handshake ({status})",
+            log.warning("grok.com %s WebSocket handshake refused: %s", what, text)
+            return UpstreamError(kind, f"grok.com refused the {what} WebSocket handshake ({status})",
                                  upstream_status=status)
-    return _network_error(exc, "mgw WebSocket")
+    return _network_error(exc, f"{what} WebSocket")
 
 

@@ -43,7 +43,6 @@ from core.grok.client import (
     _network_error,
     _plain,
     _read_capped,
-    _ws_handshake_error,
     ndjson_events,
 )
 from core.grok.events import Event, StreamError
@@ -147,28 +146,12 @@ async def generate(
             raise
         user_id = None  # x-userid is a courtesy on this socket; the handshake gates on sso
     creds_uid = replace(creds, user_id=user_id) if user_id else creds
-    base = settings.grok_base_url.rstrip("/")
-    headers = {
-        "Origin": base,
-        "User-Agent": creds.user_agent or settings.user_agent,
-        "Accept-Language": "en-US,en;q=0.9",
-        "Cache-Control": "no-cache",
-        "Pragma": "no-cache",
-        "Cookie": client.cookie(creds_uid, with_user_id=True),
-    }
     try:
-        ws = await asyncio.wait_for(
-            client.session.ws_connect(settings.grok_imagine_ws_url, headers=headers, timeout=settings.connect_timeout),
-            settings.first_byte_timeout,
-        )
-    except TimeoutError:
-        raise UpstreamError(FailureKind.TIMEOUT, "Imagine WebSocket handshake timed out") from None
-    except (RequestException, CurlError) as exc:  # a refused upgrade surfaces as a bare CurlError (22)
-        error = _ws_handshake_error(exc)
-        error.message = error.message.replace("mgw", "Imagine")
-        if error.kind is FailureKind.CLOUDFLARE:
-            error = await _account_or_egress(client, creds, error)
-        raise error from None
+        ws = await client.open_ws(creds_uid, settings.grok_imagine_ws_url, what="Imagine")
+    except UpstreamError as error:
+        if error.kind is not FailureKind.CLOUDFLARE:
+            raise
+        raise await _account_or_egress(client, creds, error) from None
 
     jobs: dict[str, _Job] = {}
     finished = 0
