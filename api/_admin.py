@@ -115,15 +115,16 @@ async def list_tokens(
     tier: str | None = None,
     status: str | None = None,
     tag: str | None = None,
+    q: str | None = Query(None, max_length=200, description="search: part of the id, masked token, note or a tag"),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page; omitted = first page"),
     limit: int = Query(100, ge=1, le=1000),
     gw: Gateway = Depends(gateway),
 ) -> dict[str, Any]:
     """One page of accounts in import order. ``next_cursor`` (null at the end) fetches the next; ``total`` counts
-    the accounts matching the filter (null for a tag filter or tier + status together). The first page also
-    carries the pool summary."""
+    the accounts matching the filter (null for a tag or search filter, or tier + status together). The first page
+    also carries the pool summary."""
     start = _cursor(cursor)
-    page = await gw.pool.page(cursor=start, limit=limit, tier=tier, status=status, tag=tag)
+    page = await gw.pool.page(cursor=start, limit=limit, tier=tier, status=status, tag=tag, text=q)
     body: dict[str, Any] = {
         "object": "list",
         "data": [_account(a) for a in page.accounts],

@@ -436,11 +436,13 @@ class TokenPool:
         tier: str | None = None,
         status: str | None = None,
         tag: str | None = None,
+        text: str | None = None,
     ) -> AccountPage:
         """Up to ``limit`` accounts in import order after ``cursor`` (0 = from the start), filtered like ``list``
-        (one store command, looking at no more than ``10 × limit`` accounts: a page may hold fewer than
-        ``limit`` even though more follow). ``next_cursor`` is None at the end. ``total`` counts every account
-        matching the filter, when the index can tell without a scan (no filter, or tier or status alone)."""
+        and by ``text`` (a case-insensitive substring of the id, masked token, note or tags) — one store command,
+        looking at no more than ``10 × limit`` accounts: a page may hold fewer than ``limit`` even though more
+        follow. ``next_cursor`` is None at the end. ``total`` counts every account matching the filter, when the
+        index can tell without a scan (no filter, or tier or status alone)."""
         limit = max(1, min(limit, _PAGE_MAX))
         args = [
             *self._context(self._clock()),
@@ -450,6 +452,7 @@ class TokenPool:
             tier or "",
             status or "",
             json.dumps(tag) if tag else "",
+            (text or "").strip().lower(),
         ]
         reply = await self.store.run(script("page"), [self.keys.ids], args)
         now = self._clock()

@@ -203,6 +203,14 @@ def test_list_filters_and_pool_summary(gw: Deployment, sim: SimulatorServer) -> 
     assert listed(tag="eu") == [account_id(basic[0])]
     assert listed(tier="basic", status="active", tag="eu") == [account_id(basic[0])]
     assert listed(tag="nowhere") == []
+    # q searches id, masked token, note and tags, case-insensitively, and says no total (it takes a scan)
+    ok(gw.admin("PATCH", f"/admin/tokens/{account_id(heavy)}", json={"note": "Shared with the Berlin team"}))
+    assert listed(q="berlin") == [account_id(heavy)] and listed(q="EU") == [account_id(basic[0])]
+    assert listed(q=account_id(blocked)[-6:].upper()) == [account_id(blocked)]
+    masked = next(a["masked"] for a in ok(gw.admin("GET", "/admin/tokens"))["data"] if a["id"] == account_id(heavy))
+    assert listed(q=masked) == [account_id(heavy)] and listed(q="berlin", tier="basic") == []
+    assert ok(gw.admin("GET", "/admin/tokens", params={"q": "berlin"}))["total"] is None
+    assert gw.admin("GET", "/admin/tokens", params={"q": "x" * 201}).status_code == 400
 
     summary = ok(gw.admin("GET", "/admin/pool"))
     assert summary == ok(gw.admin("GET", "/admin/tokens"))["summary"]

@@ -270,6 +270,18 @@ async def test_listing_is_paged_with_filters_and_totals(pool: TokenPool) -> None
     assert (await pool.page(tier="unknown")).total == 25
     tagged = await pool.page(tag="us")
     assert [a.id for a in tagged.accounts] == [accounts[7]] and tagged.total is None
+    # A search reaches past the first page: the one match is the 23rd account; pages before it come back empty
+    # with a cursor (the scan budget is 10 x limit), and the match is found by following them.
+    await pool.set_note(accounts[22], "Night-Shift spare")
+    found, cursor = [], 0
+    for _ in range(30):
+        page = await pool.page(cursor=cursor, limit=1, text="night-SHIFT")
+        found += [a.id for a in page.accounts]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert found == [accounts[22]] and page.total is None
+    assert [a.id for a in (await pool.page(text=accounts[5][-8:])).accounts] == [accounts[5]]
     assert [a.id for a in await pool.list(status="active", tag="eu")] == accounts[4:7] + accounts[8:]
     assert len(await pool.list()) == 25
     await pool.add([fake_token(99)])

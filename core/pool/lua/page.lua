@@ -2,11 +2,13 @@
 -- in import order after a cursor, filtered, looking at no more than a scan budget of accounts.
 -- KEYS[1] pool:ids
 -- ARGV: 1..8 context (common.lua), 9 cursor (import sequence, exclusive), 10 limit, 11 scan budget,
---       12 tier ('' = any), 13 status ('' = any: active|cooling|invalid|disabled), 14 tag as JSON ('' = any)
--- Reply: {next cursor ('0' = no more), total matching ('' = unknown: a tag filter, or two filters), rows...}
+--       12 tier ('' = any), 13 status ('' = any: active|cooling|invalid|disabled), 14 tag as JSON ('' = any),
+--       15 search text, lower case ('' = any): a substring of the id, masked token, note or tags
+-- Reply: {next cursor ('0' = no more), total matching ('' = unknown: a tag or search filter, or two filters),
+--        rows...}
 --        rows: {id, in_flight, {field, value, ...}}
 local cursor, limit, budget = ARGV[9], tonumber(ARGV[10]), tonumber(ARGV[11])
-local want_tier, want_status, want_tag = ARGV[12], ARGV[13], ARGV[14]
+local want_tier, want_status, want_tag, want_text = ARGV[12], ARGV[13], ARGV[14], ARGV[15] or ''
 local batch = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. cursor, '+inf', 'WITHSCORES', 'LIMIT', 0, budget)
 
 local function status(f)
@@ -33,7 +35,9 @@ for i = 1, #batch, 2 do
       end
     end
     if (want_tier == '' or (f.tier or 'unknown') == want_tier) and (want_status == '' or status(f) == want_status)
-        and (want_tag == '' or string.find(f.tags or '', want_tag, 1, true)) then
+        and (want_tag == '' or string.find(f.tags or '', want_tag, 1, true))
+        and (want_text == '' or string.find(string.lower(id .. ' ' .. (f.masked or '') .. ' ' .. (f.note or '')
+                                                         .. ' ' .. (f.tags or '')), want_text, 1, true)) then
       found = found + 1
       local in_flight = redis.call('ZCOUNT', A .. id .. ':leases', '(' .. fmt(NOW), '+inf')
       out[#out + 1] = {id, in_flight, fields}
@@ -44,7 +48,7 @@ end
 if (found >= limit and last ~= batch[#batch]) or #batch >= budget * 2 then out[1] = last end
 
 local total = nil
-if want_tag == '' then
+if want_tag == '' and want_text == '' then
   local all = redis.call('ZCARD', KEYS[1])
   local cooling = redis.call('ZCOUNT', COOL, '(' .. fmt(NOW), '+inf')
   local counts = {disabled = redis.call('SCARD', OFF), invalid = redis.call('SCARD', BAD), cooling = cooling}

@@ -9,8 +9,8 @@ const TIERS = ["basic", "super", "heavy", "unknown"];
 const STATES = ["active", "cooling", "invalid", "disabled"];
 
 export default function accounts(main) {
-  const state = { rows: [], next: null, total: null, summary: null, selected: new Set(), filters: { tier: "", status: "", tag: "" },
-    search: "", quota: "" };
+  const state = { rows: [], next: null, total: null, summary: null, selected: new Set(), filters: { tier: "", status: "", tag: "", q: "" },
+    quota: "", seq: 0 };
   const countsEl = h("div", { class: "counts", "aria-live": "polite" });
   const listEl = h("div", {});
   const bulkEl = h("div", { class: "bulk", role: "toolbar", "aria-label": t("bulk_actions") });
@@ -50,8 +50,10 @@ export default function accounts(main) {
   importBtn, importMsg);
 
   // ---- filters ----
+  // Searched by the gateway over the whole pool (id, masked token, note, tags), a moment after typing stops.
+  let typing = null;
   const search = h("input", { type: "search", placeholder: t("search_accounts"),
-    oninput: (e) => { state.search = e.target.value.toLowerCase(); renderList(); } });
+    oninput: (e) => { clearTimeout(typing); typing = setTimeout(() => { state.filters.q = e.target.value.trim(); load(true); }, 250); } });
   const select = (name, values, label) => field(label, h("select", { onchange: (e) => { state.filters[name] = e.target.value; load(true); } },
     h("option", { value: "" }, t("all")), values.map((v) => h("option", { value: v }, t(`${name}_${v}`)))));
   const quotaSel = field(t("quota_left"), h("select", { onchange: (e) => { state.quota = e.target.value; renderList(); } },
@@ -68,11 +70,13 @@ export default function accounts(main) {
     importForm, h("section", { class: "card", "aria-label": t("account_list") }, filters, countsEl, bulkEl, jobEl, listEl, moreBtn));
 
   async function load(reset) {
+    const seq = ++state.seq;  // only the newest answer is shown (a slow one for an older search is dropped)
     try {
       const params = new URLSearchParams({ limit: "100" });
       for (const [k, v] of Object.entries(state.filters)) if (v) params.set(k, v);
       if (!reset && state.next) params.set("cursor", state.next);
       const page = await api(`/admin/tokens?${params}`);
+      if (seq !== state.seq) return;
       if (reset) { state.rows = []; state.selected.clear(); }
       state.rows.push(...page.data);
       state.next = page.next_cursor;
@@ -80,13 +84,12 @@ export default function accounts(main) {
       if (page.summary) state.summary = page.summary;
       renderList();
     } catch (error) {
-      clear(listEl, errorBox(error));
+      if (seq === state.seq) clear(listEl, errorBox(error));
     }
   }
 
   function visible() {
     return state.rows.filter((a) => {
-      if (state.search && ![a.masked, a.id, a.note, ...(a.tags || [])].join(" ").toLowerCase().includes(state.search)) return false;
       if (state.quota) {
         const left = quotaLeft(a);
         if (state.quota === "some" && !(left > 0)) return false;
