@@ -11,7 +11,7 @@ import email.policy
 import json
 from dataclasses import asdict
 from email.parser import BytesParser
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
@@ -116,15 +116,17 @@ async def list_tokens(
     status: str | None = None,
     tag: str | None = None,
     q: str | None = Query(None, max_length=200, description="search: part of the id, masked token, note or a tag"),
+    quota: Literal["some", "none", "unknown"] | None = Query(
+        None, description="chat quota left (summed over the modes): some, none, or unknown (never refreshed)"),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page; omitted = first page"),
     limit: int = Query(100, ge=1, le=1000),
     gw: Gateway = Depends(gateway),
 ) -> dict[str, Any]:
     """One page of accounts in import order. ``next_cursor`` (null at the end) fetches the next; ``total`` counts
-    the accounts matching the filter (null for a tag or search filter, or tier + status together). The first page
+    the accounts matching the filter (null for a tag, search or quota filter, or tier + status together). The first page
     also carries the pool summary."""
     start = _cursor(cursor)
-    page = await gw.pool.page(cursor=start, limit=limit, tier=tier, status=status, tag=tag, text=q)
+    page = await gw.pool.page(cursor=start, limit=limit, tier=tier, status=status, tag=tag, text=q, quota=quota)
     body: dict[str, Any] = {
         "object": "list",
         "data": [_account(a) for a in page.accounts],

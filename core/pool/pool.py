@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any
+from typing import Any, Literal
 
 from core.errors import NoAccountAvailable, UpstreamError
 from core.pool.accounts import (
@@ -35,7 +35,7 @@ from core.pool.accounts import (
 )
 from core.pool.crypto import ENCRYPTED, PLAINTEXT, TokenCipher, TokenDecryptError
 from core.pool.keys import PoolKeys
-from core.pool.quota import QUOTA_KINDS, TIER_RANK, TIERS, QuotaWindow, detect_tier
+from core.pool.quota import CHAT_MODES, QUOTA_KINDS, TIER_RANK, TIERS, QuotaWindow, detect_tier
 from core.pool.scripts import script
 from core.pool.tokens import clean_tags, mask, parse_token_import
 from core.settings import Settings
@@ -437,9 +437,11 @@ class TokenPool:
         status: str | None = None,
         tag: str | None = None,
         text: str | None = None,
+        quota: Literal["some", "none", "unknown"] | None = None,
     ) -> AccountPage:
         """Up to ``limit`` accounts in import order after ``cursor`` (0 = from the start), filtered like ``list``
-        and by ``text`` (a case-insensitive substring of the id, masked token, note or tags) — one store command,
+        by ``text`` (a case-insensitive substring of the id, masked token, note or tags) and by ``quota`` (chat
+        quota left, summed over the modes: ``some``, ``none``, or ``unknown`` before a refresh) — one store command,
         looking at no more than ``10 × limit`` accounts: a page may hold fewer than ``limit`` even though more
         follow. ``next_cursor`` is None at the end. ``total`` counts every account matching the filter, when the
         index can tell without a scan (no filter, or tier or status alone)."""
@@ -453,6 +455,8 @@ class TokenPool:
             status or "",
             json.dumps(tag) if tag else "",
             (text or "").strip().lower(),
+            quota or "",
+            " ".join(CHAT_MODES),
         ]
         reply = await self.store.run(script("page"), [self.keys.ids], args)
         now = self._clock()

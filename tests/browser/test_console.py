@@ -117,9 +117,19 @@ def test_import_from_file_refreshes_tiers_and_masks_tokens(console, gateway: Gat
     for token in tokens:
         assert token not in html  # masked everywhere
     c.shot("accounts")
-    # Search filters the shown rows; the counts say how many accounts there are.
-    page.get_by_role("searchbox").fill(gateway.admin("GET", "/admin/tokens", params={"tag": tag}).json()["data"][0]["masked"][:14])
+    # Search and the quota filter are the gateway's (over the whole pool, not the loaded rows).
+    masked = gateway.admin("GET", "/admin/tokens", params={"tag": tag}).json()["data"][0]["masked"]
+    with page.expect_response(lambda r: "/admin/tokens?" in r.url and "q=" in r.url and r.status == 200):
+        page.get_by_role("searchbox").fill(masked)
     expect(page.locator("tbody tr")).to_have_count(1)
+    page.get_by_role("searchbox").fill("")
+    expect(page.locator("tbody tr")).to_have_count(3)
+    quota = page.get_by_label(re.compile("^Quota left$|^剩余额度$"))
+    with page.expect_response(lambda r: "quota=none" in r.url and r.status == 200):
+        quota.select_option("none")
+    expect(page.locator("tbody tr")).to_have_count(0)
+    quota.select_option("some")
+    expect(page.locator("tbody tr")).to_have_count(3)
 
 
 def test_bulk_disable_enable_tag_and_detail(console, gateway: Gateway) -> None:

@@ -211,6 +211,10 @@ def test_list_filters_and_pool_summary(gw: Deployment, sim: SimulatorServer) -> 
     assert listed(q=masked) == [account_id(heavy)] and listed(q="berlin", tier="basic") == []
     assert ok(gw.admin("GET", "/admin/tokens", params={"q": "berlin"}))["total"] is None
     assert gw.admin("GET", "/admin/tokens", params={"q": "x" * 201}).status_code == 400
+    # quota: chat quota left, summed over the modes (the blocked account was never read: unknown)
+    assert listed(quota="some") == [account_id(t) for t in (*basic, heavy)] and listed(quota="none") == []
+    assert listed(quota="unknown") == [account_id(blocked)] and listed(quota="some", tier="heavy") == [account_id(heavy)]
+    assert gw.admin("GET", "/admin/tokens", params={"quota": "lots"}).status_code == 400
 
     summary = ok(gw.admin("GET", "/admin/pool"))
     assert summary == ok(gw.admin("GET", "/admin/tokens"))["summary"]
@@ -219,6 +223,10 @@ def test_list_filters_and_pool_summary(gw: Deployment, sim: SimulatorServer) -> 
     assert summary["by_status"] == {"active": 2, "cooling": 0, "invalid": 1, "disabled": 1}
     assert summary["remaining"]["fast"] == 30 + 400  # usable accounts only: the disabled one is not counted
     assert summary["encryption"] == "none" and summary["plaintext_accounts"] == 4
+    for mode in ("auto", "fast", "expert"):  # everything basic[0] has, used up in the browser meanwhile
+        sim.state.set_quota(basic[0], mode, remaining=0)
+    assert ok(gw.admin("POST", f"/admin/tokens/{account_id(basic[0])}/test"))["ok"]
+    assert listed(quota="none") == [account_id(basic[0])]
 
 
 # -- edits --------------------------------------------------------------------------------------------------

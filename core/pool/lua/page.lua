@@ -3,12 +3,14 @@
 -- KEYS[1] pool:ids
 -- ARGV: 1..8 context (common.lua), 9 cursor (import sequence, exclusive), 10 limit, 11 scan budget,
 --       12 tier ('' = any), 13 status ('' = any: active|cooling|invalid|disabled), 14 tag as JSON ('' = any),
---       15 search text, lower case ('' = any): a substring of the id, masked token, note or tags
--- Reply: {next cursor ('0' = no more), total matching ('' = unknown: a tag or search filter, or two filters),
+--       15 search text, lower case ('' = any): a substring of the id, masked token, note or tags,
+--       16 chat quota left ('' = any | some | none | unknown), 17 the chat modes it sums, space-separated
+-- Reply: {next cursor ('0' = no more), total matching ('' = unknown: a tag, search or quota filter, or two),
 --        rows...}
 --        rows: {id, in_flight, {field, value, ...}}
 local cursor, limit, budget = ARGV[9], tonumber(ARGV[10]), tonumber(ARGV[11])
 local want_tier, want_status, want_tag, want_text = ARGV[12], ARGV[13], ARGV[14], ARGV[15] or ''
+local want_quota, modes = ARGV[16] or '', ARGV[17] or ''
 local batch = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. cursor, '+inf', 'WITHSCORES', 'LIMIT', 0, budget)
 
 local function status(f)
@@ -16,6 +18,17 @@ local function status(f)
   if f.state == 'invalid' then return 'invalid' end
   if f.state == 'cooling' and num(f['until'], 0) > NOW then return 'cooling' end
   return 'active'
+end
+
+-- 'some' / 'none' (known, summed over the chat modes) or 'unknown' (no mode's quota known yet)
+local function quota_left(f)
+  local known, sum = false, 0
+  for mode in string.gmatch(modes, '%S+') do
+    local v = tonumber(f['q:' .. mode .. ':rem'])
+    if v then known, sum = true, sum + v end
+  end
+  if not known then return 'unknown' end
+  return sum > 0 and 'some' or 'none'
 end
 
 local out = {'0', ''}
@@ -37,7 +50,8 @@ for i = 1, #batch, 2 do
     if (want_tier == '' or (f.tier or 'unknown') == want_tier) and (want_status == '' or status(f) == want_status)
         and (want_tag == '' or string.find(f.tags or '', want_tag, 1, true))
         and (want_text == '' or string.find(string.lower(id .. ' ' .. (f.masked or '') .. ' ' .. (f.note or '')
-                                                         .. ' ' .. (f.tags or '')), want_text, 1, true)) then
+                                                         .. ' ' .. (f.tags or '')), want_text, 1, true))
+        and (want_quota == '' or quota_left(f) == want_quota) then
       found = found + 1
       local in_flight = redis.call('ZCOUNT', A .. id .. ':leases', '(' .. fmt(NOW), '+inf')
       out[#out + 1] = {id, in_flight, fields}
@@ -48,7 +62,7 @@ end
 if (found >= limit and last ~= batch[#batch]) or #batch >= budget * 2 then out[1] = last end
 
 local total = nil
-if want_tag == '' and want_text == '' then
+if want_tag == '' and want_text == '' and want_quota == '' then
   local all = redis.call('ZCARD', KEYS[1])
   local cooling = redis.call('ZCOUNT', COOL, '(' .. fmt(NOW), '+inf')
   local counts = {disabled = redis.call('SCARD', OFF), invalid = redis.call('SCARD', BAD), cooling = cooling}

@@ -9,8 +9,8 @@ const TIERS = ["basic", "super", "heavy", "unknown"];
 const STATES = ["active", "cooling", "invalid", "disabled"];
 
 export default function accounts(main) {
-  const state = { rows: [], next: null, total: null, summary: null, selected: new Set(), filters: { tier: "", status: "", tag: "", q: "" },
-    quota: "", seq: 0 };
+  const state = { rows: [], next: null, total: null, summary: null, selected: new Set(), filters: { tier: "", status: "", tag: "", q: "", quota: "" },
+    seq: 0 };
   const countsEl = h("div", { class: "counts", "aria-live": "polite" });
   const listEl = h("div", {});
   const bulkEl = h("div", { class: "bulk", role: "toolbar", "aria-label": t("bulk_actions") });
@@ -56,7 +56,7 @@ export default function accounts(main) {
     oninput: (e) => { clearTimeout(typing); typing = setTimeout(() => { state.filters.q = e.target.value.trim(); load(true); }, 250); } });
   const select = (name, values, label) => field(label, h("select", { onchange: (e) => { state.filters[name] = e.target.value; load(true); } },
     h("option", { value: "" }, t("all")), values.map((v) => h("option", { value: v }, t(`${name}_${v}`)))));
-  const quotaSel = field(t("quota_left"), h("select", { onchange: (e) => { state.quota = e.target.value; renderList(); } },
+  const quotaSel = field(t("quota_left"), h("select", { onchange: (e) => { state.filters.quota = e.target.value; load(true); } },
     h("option", { value: "" }, t("all")), h("option", { value: "some" }, t("quota_some")),
     h("option", { value: "none" }, t("quota_none")), h("option", { value: "unknown" }, t("unknown"))));
   const tagFilter = h("input", { type: "text", placeholder: "team-a",
@@ -89,15 +89,7 @@ export default function accounts(main) {
   }
 
   function visible() {
-    return state.rows.filter((a) => {
-      if (state.quota) {
-        const left = quotaLeft(a);
-        if (state.quota === "some" && !(left > 0)) return false;
-        if (state.quota === "none" && left !== 0) return false;
-        if (state.quota === "unknown" && left !== null) return false;
-      }
-      return true;
-    });
+    return state.rows;  // every filter is applied by the gateway, over the whole pool
   }
 
   function renderCounts() {
@@ -279,12 +271,6 @@ export default function accounts(main) {
 }
 
 const prop = (label, value) => [h("dt", {}, label), h("dd", {}, value)];
-
-function quotaLeft(a) {
-  const known = Object.values(a.quota || {}).filter((q) => q.remaining !== null && q.remaining !== undefined);
-  if (!known.length) return null;
-  return known.reduce((s, q) => s + q.remaining, 0);
-}
 
 function quotaSummary(a) {
   const parts = Object.entries(a.quota || {}).filter(([, q]) => q.total !== null && q.total !== undefined);
