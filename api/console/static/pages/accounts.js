@@ -69,7 +69,7 @@ export default function accounts(main) {
   clear(main, h("div", { class: "page-head" }, h("h1", {}, t("page_accounts")), h("div", { class: "row" }, refreshAllBtn, exportBtn)),
     importForm, h("section", { class: "card", "aria-label": t("account_list") }, filters, countsEl, bulkEl, jobEl, listEl, moreBtn));
 
-  async function load(reset) {
+  async function load(reset, rounds = 0) {
     const seq = ++state.seq;  // only the newest answer is shown (a slow one for an older search is dropped)
     try {
       const params = new URLSearchParams({ limit: "100" });
@@ -83,6 +83,9 @@ export default function accounts(main) {
       state.total = page.total;
       if (page.summary) state.summary = page.summary;
       renderList();
+      // A filtered page looks at 1,000 accounts at most and may come back short: read on (5 pages per click)
+      // so a rare match deep in a large pool shows up without clicking "more" again and again.
+      if (state.next && page.data.length < 100 && rounds < 4) return load(false, rounds + 1);
     } catch (error) {
       if (seq === state.seq) clear(listEl, errorBox(error));
     }
