@@ -23,10 +23,8 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
 from adapters.entry import load_app
 from adapters.lambda_handler import LambdaHandler
@@ -44,10 +42,9 @@ from tests.deploy.lambda_events import (
 )
 from tests.deploy.test_vercel_entry import VercelFunction, start_function
 from tests.e2e.media import png
-from tests.support.net import free_port
+from tests.support.s3_server import FAKE_CREDENTIALS, moto_s3_server
 
 BUCKET = "g2a-media-platforms"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 BIG = 6 * 1024 * 1024 + 12345  # over Vercel's 4.5 MB and Lambda's 6 MB buffered-response limits
 SMALL_BODY = 4096
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40  # a redirect's body, if any, is a few bytes; never the object
@@ -55,20 +52,14 @@ JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40  # a redirect's body, if any
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
-    yield url
-    server.stop()
+    with moto_s3_server(BUCKET, set_environ=False) as url:  # credentials only per test (aws_credentials)
+        yield url
 
 
 @pytest.fixture
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials for the in-process boto3 (the test's own puts, the Lambda app)."""
-    for name, value in CREDENTIALS.items():
+    for name, value in FAKE_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
 
 
@@ -123,7 +114,7 @@ def assert_bucket_serves(location: str, data: bytes) -> None:
 @pytest.fixture(scope="module")
 def vercel_s3(make_settings, moto_url: str, tmp_path_factory) -> Iterator[tuple[VercelFunction, Settings]]:
     settings = s3_settings(make_settings, moto_url)
-    fn = start_function(tmp_path_factory.mktemp("vercel-media"), {**settings_env(settings), **CREDENTIALS})
+    fn = start_function(tmp_path_factory.mktemp("vercel-media"), {**settings_env(settings), **FAKE_CREDENTIALS})
     yield fn, settings
     fn.stop()
 

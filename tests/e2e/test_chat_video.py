@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from tests.e2e import test_videos
 from tests.e2e.conftest import API_KEY, Deployment
 from tests.e2e.media import data_uri, png
 from tests.e2e.test_media import moto_s3, s3_settings  # noqa: F401  (moto_s3 is a fixture)
@@ -32,21 +33,7 @@ def gw(request: pytest.FixtureRequest, deploy: Callable[..., Deployment],
     return deployment
 
 
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
-    from core.grok import video as upstream
-
-    bodies: list[dict] = []
-    for name in ("text_payload", "image_payload"):
-        original = getattr(upstream, name)
-
-        def spy(*args: object, _original: Callable[..., dict] = original, **kwargs: object) -> dict:
-            body = _original(*args, **kwargs)
-            bodies.append(body)
-            return body
-
-        monkeypatch.setattr(upstream, name, spy)
-    return bodies
+sent = test_videos.sent  # the bodies the gateway built for grok.com, spied on as the Videos API tests do
 
 
 def _calls(deployment: Deployment) -> int:

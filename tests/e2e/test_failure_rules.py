@@ -47,27 +47,36 @@ def strict(sim: SimulatorServer) -> Iterator[SimulatorServer]:
         sim.config.update({k: v for k, v in saved.items() if k != "mode_costs"})
 
 
-@pytest.fixture(scope="module")
-def make(sim: SimulatorServer, embedded_redis) -> Iterator[Callable[..., Deployment]]:
-    """``make(**settings)`` → a gateway on its own key prefix, pointed at this module's simulator."""
+def gateways(sim: SimulatorServer, redis_url: str, prefix: str,
+             **defaults: Any) -> Iterator[Callable[..., Deployment]]:
+    """The body of a module's ``make`` fixture (``yield from``): ``build(**settings)`` → a gateway on its own key
+    prefix (``prefix`` + random), pointed at ``sim``, with ``defaults`` then the overrides on top of the base
+    settings; every gateway built is stopped at teardown."""
     servers: list[ThreadedServer] = []
 
     def build(**overrides: Any) -> Deployment:
         values: dict[str, Any] = {
-            "api_keys": (API_KEY,), "admin_password": ADMIN_PASSWORD, "redis_url": embedded_redis.url,
-            "store_prefix": f"rules-{uuid.uuid4().hex[:10]}:", "grok_base_url": sim.base_url,
+            "api_keys": (API_KEY,), "admin_password": ADMIN_PASSWORD, "redis_url": redis_url,
+            "store_prefix": f"{prefix}{uuid.uuid4().hex[:10]}:", "grok_base_url": sim.base_url,
             "grok_assets_url": sim.assets_url, "grok_ws_url": sim.ws_url, "first_byte_timeout": 10.0,
-            **overrides,
+            **defaults, **overrides,
         }
-        server = ThreadedServer(create_app(Settings(**values))).start()
+        settings = Settings(**values)
+        server = ThreadedServer(create_app(settings)).start()
         servers.append(server)
-        return Deployment(server.url, Settings(**values), sim)
+        return Deployment(server.url, settings, sim)
 
     yield build
     for server in servers:
         server.server.should_exit = True  # all at once, then wait: teardown stays quick
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def make(sim: SimulatorServer, embedded_redis) -> Iterator[Callable[..., Deployment]]:
+    """``make(**settings)`` → a gateway on its own key prefix, pointed at this module's simulator."""
+    yield from gateways(sim, embedded_redis.url, "rules-")
 
 
 # -- helpers ------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,13 +14,12 @@ from collections.abc import Callable, Iterator
 import boto3
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
 from core.media import MediaItem, MediaStore
 from core.settings import Settings
 from core.store import open_store
 from tests.e2e.conftest import Deployment
-from tests.support.net import free_port
+from tests.support.s3_server import moto_s3_server
 
 BUCKET = "g2a-media-e2e"
 LINK = re.compile(r"!\[image\]\(([^)]+)\)")
@@ -30,15 +28,8 @@ DATA = bytes(range(256)) * 64  # 16 KiB
 
 @pytest.fixture(scope="module")
 def moto_s3() -> Iterator[str]:
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
-        os.environ.setdefault(name, value)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    yield url
-    server.stop()
+    with moto_s3_server(BUCKET) as url:
+        yield url
 
 
 def s3_settings(moto_url: str, **extra: object) -> dict[str, object]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -20,54 +19,23 @@ import httpx
 import pytest
 import redis
 
-from api._app import create_app
 from core.pool.tokens import account_id
-from core.settings import Settings
-from simulator.config import SimConfig
 from simulator.runner import SimulatorServer
 from simulator.text import plain_answer
-from tests.e2e.conftest import ADMIN_PASSWORD, API_KEY, Deployment
-from tests.support.asgi import ThreadedServer
+from tests.e2e import test_failure_rules as rules
+from tests.e2e.conftest import API_KEY, Deployment
 
 CHAT = "/rest/app-chat/conversations/new"
 
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(SimConfig.fast()) as server:
-        yield server
-
-
-@pytest.fixture
-def strict(sim: SimulatorServer) -> Iterator[SimulatorServer]:
-    saved = sim.config.to_dict()
-    try:
-        yield sim
-    finally:
-        sim.config.update({k: v for k, v in saved.items() if k != "mode_costs"})
+# Like test_failure_rules, this module runs its own simulator (some tests switch simulator-wide modes), with the
+# same fixtures: ``sim`` for the module, ``strict`` restoring its switches after a test, gateways built alike.
+sim = rules.sim
+strict = rules.strict
 
 
 @pytest.fixture(scope="module")
 def make(sim: SimulatorServer, embedded_redis) -> Iterator[Callable[..., Deployment]]:
-    servers: list[ThreadedServer] = []
-
-    def build(**overrides: Any) -> Deployment:
-        values: dict[str, Any] = {
-            "api_keys": (API_KEY,), "admin_password": ADMIN_PASSWORD, "redis_url": embedded_redis.url,
-            "store_prefix": f"faults-{uuid.uuid4().hex[:10]}:", "grok_base_url": sim.base_url,
-            "grok_assets_url": sim.assets_url, "grok_ws_url": sim.ws_url, "first_byte_timeout": 10.0,
-            "stream_idle_timeout": 5.0, "lease_wait": 0.0, **overrides,
-        }
-        settings = Settings(**values)
-        server = ThreadedServer(create_app(settings)).start()
-        servers.append(server)
-        return Deployment(server.url, settings, sim)
-
-    yield build
-    for server in servers:
-        server.server.should_exit = True
-    for server in servers:
-        server.stop()
+    yield from rules.gateways(sim, embedded_redis.url, "faults-", stream_idle_timeout=5.0, lease_wait=0.0)
 
 
 def post(gw: Deployment, content: str | None = None, *, body: bytes | dict[str, Any] | None = None,

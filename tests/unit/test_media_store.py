@@ -10,17 +10,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
-import boto3
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
 from core.media import MediaItem, MediaStore, MediaTooLarge, MediaUnavailable, is_media_id
 from core.media.cleanup import cleanup
 from core.media.store import LocalBackend, S3Backend
 from core.settings import Settings
 from core.store import open_store
-from tests.support.net import free_port
+from tests.support.s3_server import moto_s3_server
 
 BUCKET = "g2a-media-unit"
 
@@ -28,15 +26,8 @@ BUCKET = "g2a-media-unit"
 @pytest.fixture(scope="session")
 def moto_s3() -> Iterator[str]:
     """A real S3 API on loopback (moto server); fake credentials; the test creates its bucket."""
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
-        os.environ.setdefault(name, value)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    yield url
-    server.stop()
+    with moto_s3_server(BUCKET) as url:
+        yield url
 
 
 def settings_for(kind: str, tmp_path, embedded_redis, moto_url: str | None, **extra: object) -> Settings:
