@@ -75,13 +75,13 @@ class LambdaHandler:
 
         async def run() -> dict[str, str] | None:
             gateway = await self.app.state.gateway.get()  # type: ignore[attr-defined]
-            return await run_queued(gateway, event["id"], timeout=job_budget(context))
+            return await run_queued(gateway, event["id"], budget=job_budget(context))
 
         # An error escaping here (the store unreachable before the claim) makes Lambda deliver the event again
         # later (twice at most); a delivery that finds the job claimed or ended does nothing.
         job = asyncio.get_event_loop().run_until_complete(run())
         if job is None:
-            log.info("video job %s: not queued (already run, running, deleted or expired)", event["id"])
+            log.info("video job %s: not queued (already run, running, deleted, expired or too old)", event["id"])
             return {"ok": True, "id": event["id"], "status": "skipped"}
         log.info("video job %s: %s", event["id"], job.get("status"))
         return {"ok": True, "id": event["id"], "status": job.get("status"), "error_code": job.get("error_code")}

@@ -32,7 +32,7 @@ from api._errors import sse_error
 from api._media import public_base
 from api._openai_schemas import ChatCompletionRequest, ImagePart, TextPart
 from api._sse import HEARTBEAT, EventStream, data
-from core import ledger
+from core import ledger, video_queue
 from core.answer import estimate_tokens
 from core.attachments import Attachment, load_images
 from core.catalog import VideoModelSpec
@@ -41,9 +41,7 @@ from core.gateway import Gateway
 from core.media import MediaItem
 from core.videos import (
     JobOutcome,
-    VideoJobs,
     VideoParams,
-    VideoService,
     drive_job,
     parse_params,
     size_for,
@@ -153,10 +151,11 @@ class VideoCompletion:
 
     async def start(self) -> JSONResponse | EventStream:
         settings = self.gw.settings
-        jobs = VideoJobs(self.gw.store, settings.video_job_ttl)
+        self.gw.media.check_available()  # no bucket where one is needed: say so before any quota is spent
+        jobs = video_queue.jobs_of(self.gw)
         job = await start_job(jobs, self.spec, self.params, timeout=settings.video_timeout,
                               ttl=settings.video_job_ttl, source="chat", owner=ledger.requester())
-        service = VideoService(settings, self.gw.pool, self.gw.client, self.gw.media)
+        service = video_queue.service_of(self.gw)
         self.task = asyncio.create_task(drive_job(jobs, service, self.spec, job["id"], self.params, self.image,
                                                   settings.video_timeout, self.progress.put))
         if not self.body.stream:

@@ -101,6 +101,7 @@ async def create_video(request: Request, gw: Gateway = Depends(gateway)) -> JSON
                                  param="input_reference")
         image = (await load_images([ref.strip()], gw.settings, param="input_reference"))[0]
 
+    gw.media.check_available()  # no bucket where one is needed: say so before any quota is spent
     settings, jobs = gw.settings, _jobs(gw)
     now = time.time()
     job: dict[str, Any] = {
@@ -115,8 +116,10 @@ async def create_video(request: Request, gw: Gateway = Depends(gateway)) -> JSON
                 await gw.video_dispatch.send(job["id"])
             except video_queue.DispatchFailed as exc:  # nothing was sent upstream: the job simply failed
                 failed = {"status": "failed", "error_code": exc.code or "dispatch_failed", "error_message": exc.message}
-                await jobs.update(job["id"], **failed)
-                job.update(failed)
+                if await jobs.transition(job["id"], "queued", **failed):
+                    job.update(failed)
+                else:  # an invocation that timed out on our side reached Lambda after all: the worker has it
+                    job = await jobs.get(job["id"]) or job
         return JSONResponse(video_object({k: str(v) for k, v in job.items()}))
     job = await start_job(jobs, spec, params, timeout=settings.video_timeout, ttl=settings.video_job_ttl,
                           owner=ledger.requester())
@@ -202,8 +205,9 @@ async def _current(gw: Gateway, video_id: str) -> dict[str, Any]:
         failed = {"status": "failed", "error_code": "not_started",
                   "error_message": "no runner picked the job up in time; nothing was sent upstream"}
     if failed is not None:
-        await jobs.update(video_id, **failed)
-        job = {**job, **failed}
+        if await jobs.transition(video_id, job["status"], **failed):
+            return {**job, **failed}
+        return await jobs.get(video_id) or job  # its runner wrote first
     return job
 
 

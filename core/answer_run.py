@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
@@ -127,7 +128,8 @@ class AnswerRun:
     @property
     def completion_tokens(self) -> int:
         calls = sum(estimate_tokens(call.arguments_json) for call in self.shaper.calls)
-        return estimate_tokens(self.shaper.content) + self.reasoning_tokens + calls
+        written = self.shaper.content + self.shaper.withheld_text  # a turn settled before a repair held its text
+        return estimate_tokens(written) + self.reasoning_tokens + calls
 
     @property
     def reasoning_tokens(self) -> int:
@@ -155,7 +157,8 @@ class AnswerRun:
             if self.shaper.json_problems and await self._repair_json():
                 continue
             if self.shaper.call_missing:
-                if self.spec.choice is not None and await self._repair(call_reminder(self.spec.choice, self.shaper.held_text)):
+                if self.spec.choice is not None and await self._repair(
+                        call_reminder(self.spec.choice, self.shaper.withheld_text)):
                     continue
                 log.info("tool_choice %s: no call after the repair turn; answering with text",
                          self.spec.choice.mode if self.spec.choice else "?")
@@ -169,11 +172,13 @@ class AnswerRun:
     async def _upstream(self, heartbeat: float | None) -> AsyncIterator[ReplyEvent | Heartbeat]:
         interval = min(heartbeat or self.keep_alive_interval, self.keep_alive_interval)
         saw_end = False
+        last_out = time.monotonic()  # a held answer (JSON, a required call) gives nothing out while it streams
         async for event in with_heartbeats(self.stream.events(), interval):
             if event is None:  # silence: keep the lease, and tell a streaming client we are alive
                 await self.stream.keep_alive()
                 if heartbeat is not None:
                     yield HEARTBEAT
+                    last_out = time.monotonic()
                 continue
             if isinstance(event, StreamError):
                 if not event.fatal:  # a warning (e.g. some search results failed): the answer goes on
@@ -181,8 +186,16 @@ class AnswerRun:
                     continue
                 raise stream_error(event)
             saw_end |= isinstance(event, SoftStop | FinalMessage)
+            gave = False
             for out in self.shaper.feed(self.builder.feed(event)):
+                gave = True
                 yield out
+            now = time.monotonic()
+            if gave:
+                last_out = now
+            elif heartbeat is not None and now - last_out >= heartbeat:
+                last_out = now
+                yield HEARTBEAT
             if self.shaper.done:  # stop sequence or token limit: no need to hear the rest
                 break
         if not saw_end and not self.shaper.done:
@@ -202,7 +215,12 @@ class AnswerRun:
             return False
         self.repaired = True
         await self._settle(None, keep=None, record=None)  # not the request's last settle: no ledger yet
-        self.stream = await self.repair(extra)
+        try:
+            stream = await self.repair(extra)
+        except GatewayError as exc:  # no account, upstream refused: judge the first answer as it is
+            log.info("repair turn not opened (%s); keeping the first answer", exc.message)
+            return False
+        self.stream = stream
         self.builder, self.shaper = self._builder(), ReplyShaper(self.spec)
         return True
 

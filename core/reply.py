@@ -334,8 +334,9 @@ class ReplyShaper:
             out.append(TextDelta(text))
 
     @property
-    def held_text(self) -> str:
-        return "".join(self._held or ())
+    def withheld_text(self) -> str:
+        """Answer text not given out yet: held for a required call, or a JSON answer not yet judged."""
+        return "".join(self._held or ()) + "".join(self._json or ())
 
     def release_held(self) -> list[ReplyEvent]:
         """The text of an answer that ended without its required call, given as the answer after all."""
@@ -382,6 +383,7 @@ class ReplyShaper:
         self.json_raw, self.json_problems = raw, problems
         if problems and self.spec.output.strict:
             raise InvalidStructuredOutput(problems)
+        self._json = []  # judged: it is given out below (or dropped), not withheld any more
         text = raw if value is None else _dump(value)
         if text:
             self.text.append(text)

@@ -68,7 +68,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "media_total_bytes": ("MEDIA_TOTAL_BYTES",),
     "media_retention_days": ("MEDIA_RETENTION_DAYS",),
     "video_drive": ("VIDEO_DRIVE",),
-    "video_dispatch_function": ("VIDEO_DISPATCH_FUNCTION", "AWS_LAMBDA_FUNCTION_NAME"),
+    "video_dispatch_function": ("VIDEO_DISPATCH_FUNCTION",),
     "video_timeout": ("VIDEO_TIMEOUT",),
     "video_job_ttl": ("VIDEO_JOB_TTL",),
     "video_format": ("VIDEO_FORMAT",),
@@ -171,7 +171,9 @@ class Settings(BaseModel):
         "auto", description="Where generated media is kept: `local` (DATA_DIR/media), `s3`; `auto` = s3 when S3_BUCKET is set."
     )
     s3_bucket: str | None = Field(None, description="S3-compatible bucket for media (AWS S3, R2, MinIO, B2, GCS).")
-    s3_endpoint_url: str | None = Field(None, description="S3 endpoint for non-AWS providers (credentials: AWS_* variables).")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint for non-AWS providers (credentials: S3_ACCESS_KEY_ID or the AWS_* variables)."
+    )
     s3_region: str | None = Field(None, description="S3 region.")
     s3_prefix: str = Field("media/", description="Key prefix for media objects in the bucket.")
     s3_access_key_id: str | None = Field(
@@ -194,7 +196,8 @@ class Settings(BaseModel):
     )
     video_dispatch_function: str | None = Field(
         None, description="Lambda function (name or ARN) invoked with `InvocationType=Event` to run a "
-        "`VIDEO_DRIVE=async` job; on Lambda it defaults to the function itself."
+        "`VIDEO_DRIVE=async` job: a plain handler function whose timeout exceeds VIDEO_TIMEOUT (serverless.yml's "
+        "`videos`)."
     )
     video_timeout: float = Field(
         240.0, gt=0, le=900, description="Seconds one video job may run (generation + download); then it failed."
@@ -349,7 +352,7 @@ def _cross_field_problems(values: Mapping[str, object]) -> list[str]:
         problems.append("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together.")
     if str(values.get("video_drive", "")).strip() == "async" and not values.get("video_dispatch_function"):
         problems.append("VIDEO_DRIVE: `async` hands each job to a Lambda function; set VIDEO_DISPATCH_FUNCTION "
-                        "(on AWS Lambda it defaults to the function itself).")
+                        "to one whose timeout exceeds VIDEO_TIMEOUT (serverless.yml's `videos`).")
     return problems
 
 

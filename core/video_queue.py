@@ -11,7 +11,10 @@ one runner however many polls or deliveries race — and drives it to its end. W
   30 s (``adapters/lambda_handler.py`` recognises the event).
 
 A queued job nobody claims (the invocation was throttled away, or never sent) is reported ``failed`` once
-``VIDEO_TIMEOUT`` + ``QUEUE_GRACE`` has passed since it was created; nothing was sent upstream, nothing charged.
+``VIDEO_TIMEOUT`` + ``QUEUE_GRACE`` has passed since it was created, and an invocation arriving later does not
+claim it any more (the age is checked inside the claim script); nothing was sent upstream, nothing charged.
+Failures judged from outside (``not_started``, ``interrupted``, ``dispatch_failed``) are written only while the
+job still has the status they were judged on (``VideoJobs.transition``), so they never overwrite a runner.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ log = logging.getLogger("grok2api")
 
 QUEUE_GRACE = 60.0  # seconds a queued job may wait for its runner beyond VIDEO_TIMEOUT
 EVENT_KIND = "video_job"  # {"grok2api": EVENT_KIND, "id": ...}: the payload of an async invocation
-# The Lambda Invoke API answers an Event invocation at once; these bound a slow or unreachable endpoint.
-INVOKE_CONNECT_TIMEOUT, INVOKE_READ_TIMEOUT, INVOKE_ATTEMPTS = 3.0, 10.0, 2
+# The Lambda Invoke API answers an Event invocation in milliseconds; these bound a slow or unreachable endpoint
+# to ~10 s in all (2 attempts), well inside API Gateway's 30 s.
+INVOKE_CONNECT_TIMEOUT, INVOKE_READ_TIMEOUT, INVOKE_ATTEMPTS = 2.0, 3.0, 2
 
 
 def jobs_of(gw: Gateway) -> VideoJobs:
@@ -61,24 +65,32 @@ async def queue(gw: Gateway, job: dict[str, Any], image: Attachment | None, *, s
     return job
 
 
-async def run_queued(gw: Gateway, job_id: str, *, timeout: float | None = None,
+async def run_queued(gw: Gateway, job_id: str, *, budget: float | None = None,
                      job: dict[str, str] | None = None) -> dict[str, str] | None:
-    """Claim the job and run it to its end: the record as it then is; ``None`` when the job does not exist or is
-    not queued any more (another runner has it, or it ended). ``timeout`` bounds the run (default
-    ``VIDEO_TIMEOUT``; an invocation passes what its function has left); ``job``: the record, when the caller has
-    just read it (a poll), saving a command."""
-    jobs = jobs_of(gw)
+    """Claim the job and run it to its end (bounded by ``VIDEO_TIMEOUT``): the record as it then is; ``None``
+    when the job does not exist or is not queued any more (another runner has it, it ended, or it waited too
+    long). ``budget``: the seconds an asynchronous invocation has left — it runs jobs only when that covers
+    ``VIDEO_TIMEOUT`` (else the job fails at once, unsent: the function's timeout is too short) and claims none
+    older than the queue's grace. ``job``: the record, when the caller has just read it (a poll)."""
+    jobs, settings = jobs_of(gw), gw.settings
     job = job if job is not None else await jobs.get(job_id)
     if job is None or job.get("status") != "queued":
         return None
-    limit = min(gw.settings.video_timeout, timeout) if timeout is not None else gw.settings.video_timeout
-    if not await jobs.claim(job_id, secrets.token_hex(8), time.time() + limit):
+    limit, now = settings.video_timeout, time.time()
+    if budget is not None and budget < limit:
+        log.error("video %s: this invocation has %.0fs, less than VIDEO_TIMEOUT (%.0fs): raise the timeout of the "
+                  "function VIDEO_DISPATCH_FUNCTION names", job_id, budget, limit)
+        failed = {"status": "failed", "error_code": "worker_timeout",
+                  "error_message": "the video worker's time limit is shorter than VIDEO_TIMEOUT; nothing was sent"}
+        return {**job, **failed} if await jobs.transition(job_id, "queued", **failed) else None
+    oldest = now - limit - QUEUE_GRACE if budget is not None else None
+    if not await jobs.claim(job_id, secrets.token_hex(8), now + limit, oldest=oldest):
         return None
     try:
         spec, params, image = await _inputs(gw, job)
     except GatewayError as exc:  # the reference image expired or was deleted meanwhile: nothing was sent
         failed = {"status": "failed", "error_code": "input_missing", "error_message": exc.message}
-        await jobs.update(job_id, **failed)
+        await jobs.transition(job_id, "in_progress", **failed)
         return {**job, **failed}
     outcome = await drive(jobs, service_of(gw), spec, job_id, params, image, limit)
     return {**job, **{k: str(v) for k, v in outcome.items()}}
@@ -154,7 +166,7 @@ class VideoDispatch:
         from botocore.config import Config
 
         config = Config(connect_timeout=INVOKE_CONNECT_TIMEOUT, read_timeout=INVOKE_READ_TIMEOUT,
-                        retries={"max_attempts": INVOKE_ATTEMPTS, "mode": "standard"})
+                        retries={"total_max_attempts": INVOKE_ATTEMPTS, "mode": "standard"})
         return boto3.session.Session().client("lambda", region_name=self.region, config=config)
 
     async def send(self, job_id: str) -> None:
@@ -169,12 +181,15 @@ class VideoDispatch:
                 Payload=json.dumps(video_job_event(job_id)).encode(),
             )
         except Exception as exc:  # botocore's ClientError, endpoint and credential errors
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
-            log.warning("video %s: invoking %s failed: %s", job_id, self.function, exc)
-            hint = (" (the function's role needs lambda:InvokeFunction on it)"
+            response = getattr(exc, "response", None)  # a ClientError's parsed answer; None on a read timeout
+            code = (response.get("Error", {}).get("Code") if isinstance(response, dict) else None) or type(exc).__name__
+            hint = (" (the role needs lambda:InvokeFunction on it)"
                     if code in ("AccessDeniedException", "AccessDenied") else "")
-            raise DispatchFailed(f"the video job could not be handed to Lambda function {self.function!r}: "
-                                 f"{code}{hint}") from None
+            # The operator reads the details in the log; the client is told what happened, not our topology.
+            log.error("video %s: invoking %s failed: %s%s", job_id, self.function, exc, hint)
+            raise DispatchFailed(f"the video job could not be handed to its worker ({code}); "
+                                 "the gateway logged the details") from None
         if answer.get("StatusCode") != 202:
-            raise DispatchFailed(f"Lambda function {self.function!r} did not queue the video job "
-                                 f"(status {answer.get('StatusCode')})")
+            log.error("video %s: %s answered status %s to an Event invocation", job_id, self.function,
+                      answer.get("StatusCode"))
+            raise DispatchFailed("the video worker did not accept the job; the gateway logged the details")

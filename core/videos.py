@@ -83,10 +83,20 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """)
 
-# queued → in_progress, atomically, for one driver. KEYS[1] job; ARGV: driver, deadline, started.
+# queued → in_progress, atomically, for one driver. KEYS[1] job; ARGV: driver, deadline, started, and the oldest
+# created_at still claimed ('' = any age: an older queued job is left to read `not_started`).
 CLAIM = Script("video_claim", """
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+if ARGV[4] ~= '' and tonumber(redis.call('HGET', KEYS[1], 'created_at') or '0') < tonumber(ARGV[4]) then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'in_progress', 'driver', ARGV[1], 'deadline', ARGV[2], 'started_at', ARGV[3])
+return 1
+""")
+
+# HSET only while the status is still the expected one (a failure judged by a poll must not overwrite a runner
+# that got there first). KEYS[1] job; ARGV: expected status, then field/value pairs.
+TRANSITION = Script("video_transition", """
+if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 return 1
 """)
 
@@ -212,8 +222,18 @@ class VideoJobs:
             flat += [field, value]
         await self.store.run(UPDATE, [self.key(job_id)], flat)
 
-    async def claim(self, job_id: str, driver: str, deadline: float) -> bool:
-        return bool(await self.store.run(CLAIM, [self.key(job_id)], [driver, deadline, time.time()]))
+    async def claim(self, job_id: str, driver: str, deadline: float, *, oldest: float | None = None) -> bool:
+        """queued → in_progress for ``driver``; False when someone else has it, it ended, or it was created before
+        ``oldest``."""
+        args = [driver, deadline, time.time(), "" if oldest is None else oldest]
+        return bool(await self.store.run(CLAIM, [self.key(job_id)], args))
+
+    async def transition(self, job_id: str, expected: str, **fields: str | int | float) -> bool:
+        """Write ``fields`` only if the job's status is still ``expected`` (one command)."""
+        flat: list[str | int | float] = [expected]
+        for field, value in fields.items():
+            flat += [field, value]
+        return bool(await self.store.run(TRANSITION, [self.key(job_id)], flat))
 
     async def page(self, *, after: str | None, limit: int, newest_first: bool) -> tuple[list[dict[str, str]], bool]:
         ids = await self.store.call("ZREVRANGE" if newest_first else "ZRANGE", self.index, 0, -1)

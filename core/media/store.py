@@ -276,6 +276,12 @@ class MediaStore:
         """No I/O, no boto3 import. Local media on Vercel/Lambda gives a store that refuses every use."""
         return cls(backend_for(settings, environ), MediaRecords(store), max_bytes=settings.media_max_bytes)
 
+    def check_available(self) -> None:
+        """Raise ``MediaUnavailable`` now when every use would (no bucket on a serverless platform): callers about
+        to spend upstream quota on media ask first."""
+        if isinstance(self.backend, RefusedBackend):
+            raise MediaUnavailable(self.backend.message)
+
     # -- writing ----------------------------------------------------------------------------------------------
 
     async def put(
@@ -369,14 +375,16 @@ def backend_for(settings: Settings, environ: dict[str, str] | None = None) -> Ba
     kind = backend_kind(settings)
     if kind == "s3":
         if not settings.s3_bucket:
-            return RefusedBackend("MEDIA_BACKEND=s3 needs S3_BUCKET (and AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).")
+            return RefusedBackend("MEDIA_BACKEND=s3 needs S3_BUCKET (credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                                  "or S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY).")
         return S3Backend(settings)
     env = os.environ if environ is None else environ
     platform = next((name for marker, name in SERVERLESS_MARKERS.items() if env.get(marker)), None)
     if platform:
         return RefusedBackend(
             f"S3_BUCKET: required for media on {platform}: local media needs a writable, lasting disk and large "
-            "objects must not pass through the function. Set S3_BUCKET (+ S3_ENDPOINT_URL for R2/MinIO/B2, "
-            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and optionally MEDIA_PUBLIC_BASE_URL."
+            "objects must not pass through the function. Set S3_BUCKET (+ S3_ENDPOINT_URL, S3_ACCESS_KEY_ID and "
+            "S3_SECRET_ACCESS_KEY for R2/MinIO/B2; AWS S3 uses the function's role) and optionally "
+            "MEDIA_PUBLIC_BASE_URL."
         )
     return LocalBackend(Path(settings.data_dir) / "media")

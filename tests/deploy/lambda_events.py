@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +110,8 @@ class InvokeApi:
     ``AWS_ENDPOINT_URL_LAMBDA`` and signs as it would for AWS. It answers as Lambda does (202 and an empty body,
     or an error with ``x-amzn-ErrorType``) and keeps each accepted event, so a test delivers it to a second
     execution environment — the later, separate invocation Lambda would run. ``deny`` answers what a role
-    without ``lambda:InvokeFunction`` gets."""
+    without ``lambda:InvokeFunction`` gets; ``answer_after`` delays the answer to an event already queued (the
+    caller's read timeout then cannot tell whether it was)."""
 
     def __init__(self, functions: set[str]) -> None:
         import threading
@@ -119,6 +121,7 @@ class InvokeApi:
         self.events: list[tuple[str, dict[str, Any]]] = []  # (function name, payload)
         self.seen: list[dict[str, str]] = []  # every request's headers
         self.deny = False
+        self.answer_after = 0.0  # seconds to sit on an accepted event before answering (a slow network)
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -141,7 +144,9 @@ class InvokeApi:
                     return self.error(404, "ResourceNotFoundException", f"Function not found: {name}")
                 if self.headers.get("x-amz-invocation-type") != "Event":
                     return self.error(400, "InvalidParameterValueException", "this stand-in only queues events")
-                api.events.append((name, json.loads(body)))
+                api.events.append((name, json.loads(body)))  # queued, whether or not the caller hears back
+                if api.answer_after:
+                    time.sleep(api.answer_after)
                 self.send_response(202)
                 self.send_header("x-amzn-RequestId", "00000000-0000-0000-0000-000000000000")
                 self.send_header("content-length", "0")

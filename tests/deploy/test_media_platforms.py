@@ -21,6 +21,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -377,7 +378,8 @@ def test_lambda_async_video_with_an_image_runs_on_the_worker(make_settings, moto
 def test_lambda_async_video_fails_clearly_when_it_cannot_be_dispatched(make_settings, moto_url: str, aws_credentials,
                                                                        sim, invoke_api: InvokeApi,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A role without ``lambda:InvokeFunction``: the job is ``failed`` with what to fix, nothing went upstream."""
+    """A role without ``lambda:InvokeFunction``: the job is ``failed`` (the client hears what happened, the log
+    says what to fix), and nothing went upstream."""
     invoke_api.deny = True
     _, api, worker = _async_runtimes(make_settings, moto_url, monkeypatch)
     auth = {"Authorization": f"Bearer {API_KEY}"}
@@ -388,7 +390,7 @@ def test_lambda_async_video_fails_clearly_when_it_cannot_be_dispatched(make_sett
         job = response_json(created)
         assert job["status"] == "failed", job
         assert job["error"]["code"] == "dispatch_failed"
-        assert "AccessDeniedException" in job["error"]["message"] and "lambda:InvokeFunction" in job["error"]["message"]
+        assert "AccessDeniedException" in job["error"]["message"] and WORKER not in job["error"]["message"]
         assert invoke_api.events == [] and sim.state.ledger(token)["accepted"].get("video", 0) == 0
         polled = response_json(api.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job['id']}", headers=auth)))
         assert polled["status"] == "failed" and polled["error"]["code"] == "dispatch_failed"
@@ -418,3 +420,77 @@ def test_lambda_async_video_never_run_reads_not_started(make_settings, moto_url:
     finally:
         api.close()
         worker.close()
+
+
+def test_lambda_async_dispatch_that_times_out_after_queueing_is_not_failed(
+        make_settings, moto_url: str, aws_credentials, sim, invoke_api: InvokeApi,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lambda queued the event but its answer never arrived in time (each attempt: queued, then a read timeout):
+    the worker that got the first event runs the job meanwhile, and the ``POST`` reports the job as the worker left
+    it, never ``dispatch_failed`` over it; the second copy of the event finds the job claimed. One upstream call."""
+    invoke_api.answer_after = 4.0  # past the 3 s read timeout, twice
+    _, api, worker = _async_runtimes(make_settings, moto_url, monkeypatch)
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    try:
+        token = _add_account(api, sim)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            posted = pool.submit(api.invoke, http_event("http_api_v2", "POST", "/v1/videos", headers=auth,
+                                                        body={"prompt": "a kite", "seconds": "4"}))
+            deadline = time.monotonic() + 10
+            while not invoke_api.events and time.monotonic() < deadline:
+                time.sleep(0.02)
+            report = worker.invoke(invoke_api.events[0][1], FakeContext(remaining_ms=300_000, function_name=WORKER))
+            created = posted.result(timeout=30)
+        assert report["status"] == "completed", report
+        job = response_json(created)
+        assert job["status"] == "completed" and job["error"] is None, job
+        assert len(invoke_api.events) == 2  # botocore tried twice; both were queued
+        again = worker.invoke(invoke_api.events[1][1], FakeContext(remaining_ms=300_000, function_name=WORKER))
+        assert again["status"] == "skipped"
+        assert sim.state.ledger(token)["accepted"]["video"] == 1
+    finally:
+        api.close()
+        worker.close()
+
+
+def test_lambda_async_worker_with_too_little_time_fails_the_job_unsent(
+        make_settings, moto_url: str, aws_credentials, sim, invoke_api: InvokeApi,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker function whose timeout is shorter than VIDEO_TIMEOUT would be cut off after upstream charged the
+    job: it fails the job at once instead, with nothing sent."""
+    _, api, worker = _async_runtimes(make_settings, moto_url, monkeypatch)
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    try:
+        token = _add_account(api, sim)
+        job = response_json(api.invoke(http_event("http_api_v2", "POST", "/v1/videos", headers=auth,
+                                                  body={"prompt": "a kite", "seconds": "4"})))
+        report = worker.invoke(invoke_api.events[-1][1], FakeContext(remaining_ms=29_000, function_name=WORKER))
+        assert report["status"] == "failed" and report["error_code"] == "worker_timeout", report
+        polled = response_json(api.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job['id']}", headers=auth)))
+        assert polled["status"] == "failed" and polled["error"]["code"] == "worker_timeout"
+        assert sim.state.ledger(token)["accepted"].get("video", 0) == 0
+    finally:
+        api.close()
+        worker.close()
+
+
+def test_lambda_video_without_a_bucket_is_refused_before_anything_is_spent(
+        make_settings, aws_credentials, sim, invoke_api: InvokeApi, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """No S3_BUCKET on Lambda: ``POST /v1/videos`` is a 503 naming it, before a job is queued or dispatched."""
+    settings = make_settings(media_backend="local", data_dir=tmp_path / "data", video_drive="async",
+                             video_dispatch_function=WORKER)
+    api = lambda_runtime(settings, monkeypatch)
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    try:
+        token = _add_account(api, sim)
+        refused = api.invoke(http_event("http_api_v2", "POST", "/v1/videos", headers=auth,
+                                        body={"prompt": "a kite", "seconds": "4"}))
+        listed = response_json(api.invoke(http_event("http_api_v2", "GET", "/v1/videos", headers=auth)))
+    finally:
+        api.close()
+    assert refused["statusCode"] == 503, refused
+    assert response_json(refused)["error"]["code"] == "media_unavailable"
+    assert "S3_BUCKET" in response_json(refused)["error"]["message"]
+    assert invoke_api.events == [] and listed["data"] == []
+    assert sim.state.ledger(token)["accepted"].get("video", 0) == 0

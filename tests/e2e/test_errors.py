@@ -189,6 +189,29 @@ def test_heartbeats_keep_a_slow_stream_alive(deploy) -> None:
     assert json.loads(lines[-2][6:])["choices"][0]["finish_reason"] == "stop"
 
 
+def test_a_held_answer_still_sends_heartbeats(deploy) -> None:
+    """A JSON answer is held until it can be judged: while upstream streams it (no silence anywhere), the client
+    still gets keep-alives every HEARTBEAT_INTERVAL, then the JSON and [DONE]."""
+    gateway = deploy(stream_idle_timeout=5.0, heartbeat_interval=0.1)
+    gateway.add_accounts(1)
+    before = gateway.sim.config.token_delay
+    gateway.sim.config.token_delay = (0.02, 0.02)  # a steady stream: lines every 20 ms, never a 0.1 s silence
+    body = {"model": "grok-4.5-fast", "stream": True, "response_format": {"type": "json_object"},
+            "messages": [{"role": "user", "content": "a long one #long=60"}]}
+    try:
+        with httpx.stream("POST", gateway.base_url + "/chat/completions", json=body,
+                          headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30) as response:
+            lines = [line for line in response.iter_lines() if line]
+    finally:
+        gateway.sim.config.token_delay = before
+    def has_text(line: str) -> bool:
+        return line.startswith("data: {") and any(c["delta"].get("content") for c in json.loads(line[6:])["choices"])
+
+    first_text = next(i for i, line in enumerate(lines) if has_text(line))
+    assert lines[:first_text].count(": keep-alive") >= 3, lines[:first_text]
+    assert lines[-1] == "data: [DONE]"
+
+
 def test_ssrf_private_image_url_refused(deploy) -> None:
     gateway = deploy(allow_private_urls=False)
     gateway.add_accounts(1)

@@ -14,6 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 from api._app import create_app
+from core.pool.tokens import account_id
 from core.settings import Settings
 from simulator.config import SimConfig
 from simulator.runner import SimulatorServer
@@ -186,6 +187,26 @@ def test_a_required_call_still_missing_answers_with_the_text(gw: Deployment, scr
     choice = result.choices[0]
     assert choice.message.tool_calls is None and choice.finish_reason == "stop"
     assert choice.message.content == "still no tools" and accepted() == before + 2
+
+
+def test_a_reminder_turn_that_fails_leaves_the_first_answer(gw: Deployment, script) -> None:
+    """The reminder turn refused upstream (the account hit its usage limit meanwhile): the client still gets the
+    first answer's text, not an error, and nothing of it is lost."""
+    tag = uuid.uuid4().hex[:8]
+    script(f"Sunny, I believe ({tag}).")
+    gw.sim.state.rules.add(rf"# Tool call required.*\({tag}\)", usage_limit=True)
+    try:
+        result = gw.client().chat.completions.create(
+            model="grok-4.5-fast", messages=[{"role": "user", "content": "Oslo?"}], tools=[WEATHER],
+            tool_choice="required")
+    finally:
+        gw.sim.state.rules.clear()
+        # the usage-limit answer zeroed the account's fast quota in the pool: read grok.com's real numbers again
+        tested = gw.admin("POST", f"/admin/tokens/{account_id(gw.tokens[0])}/test")
+        assert tested.status_code == 200 and tested.json()["ok"], tested.text
+    choice = result.choices[0]
+    assert choice.message.content == f"Sunny, I believe ({tag})." and choice.finish_reason == "stop"
+    assert choice.message.tool_calls is None and result.usage.completion_tokens > 0
 
 
 def test_what_is_not_a_declared_valid_call_stays_text(gw: Deployment, script) -> None:

@@ -75,7 +75,7 @@ def test_tool_choice_none_and_forced() -> None:
     events, finish, shaper = run(ReplySpec(tools=TOOLS, choice=ToolChoice("required")), ["no ", "call"])
     assert finish.reason == "stop" and shaper.choice_problem()
     # held back for a second try (AnswerRun's repair turn); given as the answer only when there is none
-    assert events == [] and shaper.call_missing and shaper.held_text == "no call"
+    assert events == [] and shaper.call_missing and shaper.withheld_text == "no call"
     assert shaper.release_held() == [TextDelta("no call")] and not shaper.call_missing
     assert shaper.content == "no call"
 

@@ -50,9 +50,9 @@ def test_async_video_drive_needs_a_function_to_invoke() -> None:
     with pytest.raises(SettingsError) as info:
         Settings.from_env({"VIDEO_DRIVE": "async"})
     assert info.value.problems[0].startswith("VIDEO_DRIVE: `async` hands each job to a Lambda function")
-    # On Lambda the function names itself; an explicit VIDEO_DISPATCH_FUNCTION (the serverless.yml worker) wins.
-    on_lambda = Settings.from_env({"VIDEO_DRIVE": "async", "AWS_LAMBDA_FUNCTION_NAME": "grok2api-prod-api"})
-    assert on_lambda.video_dispatch_function == "grok2api-prod-api"
+    # Not the function itself by default: the HTTP function's 29 s would cut every job off after it was charged.
+    with pytest.raises(SettingsError):
+        Settings.from_env({"VIDEO_DRIVE": "async", "AWS_LAMBDA_FUNCTION_NAME": "grok2api-prod-api"})
     worker = Settings.from_env({"VIDEO_DRIVE": "async", "AWS_LAMBDA_FUNCTION_NAME": "grok2api-prod-api",
                                 "VIDEO_DISPATCH_FUNCTION": "grok2api-prod-videos"})
     assert worker.video_dispatch_function == "grok2api-prod-videos"
