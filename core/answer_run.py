@@ -158,7 +158,7 @@ class AnswerRun:
                 continue
             if self.shaper.call_missing:
                 if self.spec.choice is not None and await self._repair(
-                        call_reminder(self.spec.choice, self.shaper.withheld_text)):
+                        call_reminder(self.spec.choice, self.shaper.content + self.shaper.withheld_text)):
                     continue
                 log.info("tool_choice %s: no call after the repair turn; answering with text",
                          self.spec.choice.mode if self.spec.choice else "?")
@@ -221,6 +221,7 @@ class AnswerRun:
             log.info("repair turn not opened (%s); keeping the first answer", exc.message)
             return False
         self.stream = stream
+        self.prompt_tokens += estimate_tokens(extra)  # the repair turn's message: the request's plus ``extra``
         self.builder, self.shaper = self._builder(), ReplyShaper(self.spec)
         return True
 

@@ -80,6 +80,13 @@ def test_tool_choice_none_and_forced() -> None:
     assert shaper.content == "no call"
 
 
+def test_json_answer_without_its_required_call_is_still_quotable() -> None:
+    spec = ReplySpec(tools=TOOLS, choice=ToolChoice("required"), output=OutputFormat(kind="json_object"))
+    _, finish, shaper = run(spec, ['{"a": ', '1}'])
+    assert shaper.call_missing and finish.reason == "stop"
+    assert shaper.content + shaper.withheld_text == '{"a": 1}'  # what the reminder turn quotes
+
+
 @pytest.mark.parametrize("choice", [ToolChoice("required"), ToolChoice("function", "get_weather")])
 def test_required_call_shows_the_text_before_it_in_order(choice: ToolChoice) -> None:
     line = "<tool_call>" + json.dumps({"name": "get_weather", "arguments": {"city": "Oslo"}}) + "</tool_call>"
