@@ -9,6 +9,7 @@ to spend the store's command budget.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,6 +18,7 @@ from core import ledger
 from core.errors import GatewayError
 
 log = logging.getLogger("grok2api")
+RETRY_DELAY = 0.2  # seconds before the one retry of a failed record write
 
 
 class RequestLedger:
@@ -51,10 +53,18 @@ class RequestLedger:
             record.status = status
         if record.status >= 400 and not record.error_kind:
             record.error_kind = f"http_{record.status}"
-        try:
-            gateway = await scope["app"].state.gateway.get()
-            await gateway.ledger.write(record)
-        except (GatewayError, OSError) as exc:  # the answer is out; a lost log line must not become an error
-            log.warning("request log: could not write %s: %s", record.route, getattr(exc, "message", exc))
-        except Exception:
-            log.exception("request log: could not write %s", record.route)
+        # The record also releases a store key's concurrency slot: one retry rides out a store blip (the answer
+        # is out already), else the slot waits for its TTL.
+        for attempt in (1, 2):
+            try:
+                gateway = await scope["app"].state.gateway.get()
+                await gateway.ledger.write(record)
+                return
+            except (GatewayError, OSError) as exc:  # the answer is out; a lost log line must not become an error
+                if attempt == 1:
+                    await asyncio.sleep(RETRY_DELAY)
+                    continue
+                log.warning("request log: could not write %s: %s", record.route, getattr(exc, "message", exc))
+            except Exception:
+                log.exception("request log: could not write %s", record.route)
+                return
