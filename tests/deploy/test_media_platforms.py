@@ -20,7 +20,7 @@ import hashlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -289,14 +289,41 @@ def invoke_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[InvokeApi]:
     api.close()
 
 
-def _async_runtimes(make_settings, moto_url: str, monkeypatch: pytest.MonkeyPatch,
-                    **overrides: object) -> tuple[Settings, LambdaRuntime, LambdaRuntime]:
-    """The ``api`` function and the ``videos`` function of serverless.yml: two execution environments built
-    from the same environment (each its own process state, one store and one bucket)."""
-    settings = s3_settings(make_settings, moto_url).model_copy(
-        update={"video_drive": "async", "video_dispatch_function": WORKER, **overrides})
-    api = lambda_runtime(settings, monkeypatch)
-    return settings, api, LambdaRuntime(load_app)
+@pytest.fixture
+def async_lambda(make_settings, moto_url: str, monkeypatch: pytest.MonkeyPatch, aws_credentials,
+                 invoke_api: InvokeApi) -> Iterator[Callable[..., tuple[Settings, LambdaRuntime, LambdaRuntime]]]:
+    """``async_lambda(**settings)``: the ``api`` function and the ``videos`` function of serverless.yml, two
+    execution environments built from the same environment (each its own process state, one store and one
+    bucket), closed after the test."""
+    made: list[LambdaRuntime] = []
+
+    def make(**overrides: object) -> tuple[Settings, LambdaRuntime, LambdaRuntime]:
+        settings = s3_settings(make_settings, moto_url).model_copy(
+            update={"video_drive": "async", "video_dispatch_function": WORKER, **overrides})
+        made.append(lambda_runtime(settings, monkeypatch))
+        made.append(LambdaRuntime(load_app))
+        return settings, made[-2], made[-1]
+
+    yield make
+    for runtime in made:
+        runtime.close()
+
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def _post_video(api: LambdaRuntime, **body: str) -> dict:
+    """``POST /v1/videos`` on the ``api`` function (4 s unless ``seconds`` says otherwise): the raw response."""
+    return api.invoke(http_event("http_api_v2", "POST", "/v1/videos", headers=AUTH, body={"seconds": "4", **body}))
+
+
+def _poll(api: LambdaRuntime, job_id: str) -> dict:
+    return response_json(api.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job_id}", headers=AUTH)))
+
+
+def _deliver(worker: LambdaRuntime, event: dict, remaining_ms: int = 300_000) -> dict:
+    """The asynchronous invocation Lambda would run, on the ``videos`` function."""
+    return worker.invoke(event, FakeContext(remaining_ms=remaining_ms, function_name=WORKER))
 
 
 def _add_account(api: LambdaRuntime, sim) -> str:
@@ -308,44 +335,37 @@ def _add_account(api: LambdaRuntime, sim) -> str:
     return token
 
 
-def test_lambda_video_job_runs_in_an_async_invocation(make_settings, moto_url: str, aws_credentials, sim,
-                                                      invoke_api: InvokeApi, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lambda_video_job_runs_in_an_async_invocation(moto_url: str, async_lambda, sim,
+                                                      invoke_api: InvokeApi) -> None:
     """Behind API Gateway (30 s, buffered) the ``POST`` queues the job and invokes the ``videos`` function with
     ``InvocationType=Event``; polls on ``api`` answer from the store (they never drive the job); the delivered
     event runs it to ``completed``, bounded by the invocation's time; a second delivery (Lambda retries) does
     nothing; the video downloads as a redirect to the bucket."""
-    settings, api, worker = _async_runtimes(make_settings, moto_url, monkeypatch)
-    auth = {"Authorization": f"Bearer {API_KEY}"}
-    try:
-        token = _add_account(api, sim)
-        created = api.invoke(http_event("http_api_v2", "POST", "/v1/videos", headers=auth,
-                                        body={"prompt": "a lighthouse at dusk", "seconds": "4", "size": "480x854"}))
-        assert created["statusCode"] == 200, created
-        job = response_json(created)
-        assert job["status"] == "queued", job
-        assert invoke_api.events == [(WORKER, {"grok2api": "video_job", "id": job["id"]})]
-        assert invoke_api.seen[-1]["x-amz-invocation-type"] == "Event"
-        assert "Credential=testing/" in invoke_api.seen[-1]["authorization"]  # SigV4-signed like any AWS call
+    settings, api, worker = async_lambda()
+    token = _add_account(api, sim)
+    created = _post_video(api, prompt="a lighthouse at dusk", size="480x854")
+    assert created["statusCode"] == 200, created
+    job = response_json(created)
+    assert job["status"] == "queued", job
+    assert invoke_api.events == [(WORKER, {"grok2api": "video_job", "id": job["id"]})]
+    assert invoke_api.seen[-1]["x-amz-invocation-type"] == "Event"
+    assert "Credential=testing/" in invoke_api.seen[-1]["authorization"]  # SigV4-signed like any AWS call
 
-        polled = api.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job['id']}", headers=auth))
-        assert response_json(polled)["status"] == "queued"  # a poll never drives an async job
-        assert sim.state.ledger(token)["accepted"].get("video", 0) == 0
+    assert _poll(api, job["id"])["status"] == "queued"  # a poll never drives an async job
+    assert sim.state.ledger(token)["accepted"].get("video", 0) == 0
 
-        _, event = invoke_api.events[0]
-        report = worker.invoke(event, FakeContext(remaining_ms=300_000, function_name=WORKER))
-        assert report == {"ok": True, "id": job["id"], "status": "completed", "error_code": None}, report
-        assert sim.state.ledger(token)["accepted"]["video"] == 1
+    _, event = invoke_api.events[0]
+    report = _deliver(worker, event)
+    assert report == {"ok": True, "id": job["id"], "status": "completed", "error_code": None}, report
+    assert sim.state.ledger(token)["accepted"]["video"] == 1
 
-        again = worker.invoke(event, FakeContext(remaining_ms=300_000, function_name=WORKER))  # a redelivery
-        assert again == {"ok": True, "id": job["id"], "status": "skipped"}
-        assert sim.state.ledger(token)["accepted"]["video"] == 1  # not sent again
+    again = _deliver(worker, event)  # a redelivery
+    assert again == {"ok": True, "id": job["id"], "status": "skipped"}
+    assert sim.state.ledger(token)["accepted"]["video"] == 1  # not sent again
 
-        done = response_json(api.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job['id']}", headers=auth)))
-        assert done["status"] == "completed" and done["progress"] == 100, done
-        content = api.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job['id']}/content", headers=auth))
-    finally:
-        api.close()
-        worker.close()
+    done = _poll(api, job["id"])
+    assert done["status"] == "completed" and done["progress"] == 100, done
+    content = api.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job['id']}/content", headers=AUTH))
     assert content["statusCode"] == 302, content
     location = _headers(content)["location"]
     assert location.startswith(f"{moto_url}/{BUCKET}/{settings.s3_prefix}"), location
@@ -353,125 +373,91 @@ def test_lambda_video_job_runs_in_an_async_invocation(make_settings, moto_url: s
     assert fetched.status_code == 200 and fetched.content[4:8] == b"ftyp"
 
 
-def test_lambda_async_video_with_an_image_runs_on_the_worker(make_settings, moto_url: str, aws_credentials, sim,
-                                                             invoke_api: InvokeApi,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lambda_async_video_with_an_image_runs_on_the_worker(async_lambda, sim, invoke_api: InvokeApi) -> None:
     """An ``input_reference`` image reaches the other function through the media store (image-to-video)."""
-    _, api, worker = _async_runtimes(make_settings, moto_url, monkeypatch)
+    _, api, worker = async_lambda()
     image = "data:image/png;base64," + base64.b64encode(png()).decode()
-    auth = {"Authorization": f"Bearer {API_KEY}"}
-    try:
-        token = _add_account(api, sim)
-        created = api.invoke(http_event("http_api_v2", "POST", "/v1/videos", headers=auth,
-                                        body={"prompt": "make it move", "seconds": "4", "input_reference": image}))
-        job = response_json(created)
-        assert job["status"] == "queued", job
-        report = worker.invoke(invoke_api.events[-1][1], FakeContext(remaining_ms=300_000, function_name=WORKER))
-        assert report["status"] == "completed", report
-        assert any("upload-file" in r["path"] for r in sim.state.requests())
-        assert sim.state.ledger(token)["accepted"]["video"] == 1
-    finally:
-        api.close()
-        worker.close()
+    token = _add_account(api, sim)
+    created = _post_video(api, prompt="make it move", input_reference=image)
+    job = response_json(created)
+    assert job["status"] == "queued", job
+    report = _deliver(worker, invoke_api.events[-1][1])
+    assert report["status"] == "completed", report
+    assert any("upload-file" in r["path"] for r in sim.state.requests())
+    assert sim.state.ledger(token)["accepted"]["video"] == 1
 
 
-def test_lambda_async_video_fails_clearly_when_it_cannot_be_dispatched(make_settings, moto_url: str, aws_credentials,
-                                                                       sim, invoke_api: InvokeApi,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lambda_async_video_fails_clearly_when_it_cannot_be_dispatched(async_lambda, sim,
+                                                                       invoke_api: InvokeApi) -> None:
     """A role without ``lambda:InvokeFunction``: the job is ``failed`` (the client hears what happened, the log
     says what to fix), and nothing went upstream."""
     invoke_api.deny = True
-    _, api, worker = _async_runtimes(make_settings, moto_url, monkeypatch)
-    auth = {"Authorization": f"Bearer {API_KEY}"}
-    try:
-        token = _add_account(api, sim)
-        created = api.invoke(http_event("http_api_v2", "POST", "/v1/videos", headers=auth,
-                                        body={"prompt": "a kite", "seconds": "4"}))
-        job = response_json(created)
-        assert job["status"] == "failed", job
-        assert job["error"]["code"] == "dispatch_failed"
-        assert "AccessDeniedException" in job["error"]["message"] and WORKER not in job["error"]["message"]
-        assert invoke_api.events == [] and sim.state.ledger(token)["accepted"].get("video", 0) == 0
-        polled = response_json(api.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job['id']}", headers=auth)))
-        assert polled["status"] == "failed" and polled["error"]["code"] == "dispatch_failed"
-    finally:
-        api.close()
-        worker.close()
+    _, api, _ = async_lambda()
+    token = _add_account(api, sim)
+    created = _post_video(api, prompt="a kite")
+    job = response_json(created)
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "dispatch_failed"
+    assert "AccessDeniedException" in job["error"]["message"] and WORKER not in job["error"]["message"]
+    assert invoke_api.events == [] and sim.state.ledger(token)["accepted"].get("video", 0) == 0
+    polled = _poll(api, job["id"])
+    assert polled["status"] == "failed" and polled["error"]["code"] == "dispatch_failed"
 
 
-def test_lambda_async_video_never_run_reads_not_started(make_settings, moto_url: str, aws_credentials, sim,
-                                                        invoke_api: InvokeApi, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lambda_async_video_never_run_reads_not_started(async_lambda, sim, invoke_api: InvokeApi,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """An event Lambda never ran (throttled past ``maximumEventAge``): after ``VIDEO_TIMEOUT`` + the queue grace
     the job reads ``failed`` / ``not_started``, and a late delivery does not start it any more."""
     monkeypatch.setattr("core.video_queue.QUEUE_GRACE", 0.5)
-    _, api, worker = _async_runtimes(make_settings, moto_url, monkeypatch, video_timeout=1.0)
-    auth = {"Authorization": f"Bearer {API_KEY}"}
-    try:
-        token = _add_account(api, sim)
-        job = response_json(api.invoke(http_event("http_api_v2", "POST", "/v1/videos", headers=auth,
-                                                  body={"prompt": "a kite", "seconds": "4"})))
-        assert job["status"] == "queued"
-        time.sleep(max(0.0, job["created_at"] + 1.0 + 0.5 - time.time()) + 1.1)  # created_at has whole seconds
-        polled = response_json(api.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job['id']}", headers=auth)))
-        assert polled["status"] == "failed" and polled["error"]["code"] == "not_started", polled
-        late = worker.invoke(invoke_api.events[-1][1], FakeContext(remaining_ms=300_000, function_name=WORKER))
-        assert late["status"] == "skipped"
-        assert sim.state.ledger(token)["accepted"].get("video", 0) == 0
-    finally:
-        api.close()
-        worker.close()
+    _, api, worker = async_lambda(video_timeout=1.0)
+    token = _add_account(api, sim)
+    job = response_json(_post_video(api, prompt="a kite"))
+    assert job["status"] == "queued"
+    time.sleep(max(0.0, job["created_at"] + 1.0 + 0.5 - time.time()) + 1.1)  # created_at has whole seconds
+    polled = _poll(api, job["id"])
+    assert polled["status"] == "failed" and polled["error"]["code"] == "not_started", polled
+    late = _deliver(worker, invoke_api.events[-1][1])
+    assert late["status"] == "skipped"
+    assert sim.state.ledger(token)["accepted"].get("video", 0) == 0
 
 
-def test_lambda_async_dispatch_that_times_out_after_queueing_is_not_failed(
-        make_settings, moto_url: str, aws_credentials, sim, invoke_api: InvokeApi,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lambda_async_dispatch_that_times_out_after_queueing_is_not_failed(async_lambda, sim,
+                                                                           invoke_api: InvokeApi) -> None:
     """Lambda queued the event but its answer never arrived in time (each attempt: queued, then a read timeout):
     the worker that got the first event runs the job meanwhile, and the ``POST`` reports the job as the worker left
     it, never ``dispatch_failed`` over it; the second copy of the event finds the job claimed. One upstream call."""
     invoke_api.answer_after = 4.0  # past the 3 s read timeout, twice
-    _, api, worker = _async_runtimes(make_settings, moto_url, monkeypatch)
-    auth = {"Authorization": f"Bearer {API_KEY}"}
-    try:
-        token = _add_account(api, sim)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            posted = pool.submit(api.invoke, http_event("http_api_v2", "POST", "/v1/videos", headers=auth,
-                                                        body={"prompt": "a kite", "seconds": "4"}))
-            deadline = time.monotonic() + 10
-            while not invoke_api.events and time.monotonic() < deadline:
-                time.sleep(0.02)
-            report = worker.invoke(invoke_api.events[0][1], FakeContext(remaining_ms=300_000, function_name=WORKER))
-            created = posted.result(timeout=30)
-        assert report["status"] == "completed", report
-        job = response_json(created)
-        assert job["status"] == "completed" and job["error"] is None, job
-        assert len(invoke_api.events) == 2  # botocore tried twice; both were queued
-        again = worker.invoke(invoke_api.events[1][1], FakeContext(remaining_ms=300_000, function_name=WORKER))
-        assert again["status"] == "skipped"
-        assert sim.state.ledger(token)["accepted"]["video"] == 1
-    finally:
-        api.close()
-        worker.close()
+    _, api, worker = async_lambda()
+    token = _add_account(api, sim)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        posted = pool.submit(api.invoke, http_event("http_api_v2", "POST", "/v1/videos", headers=AUTH,
+                                                    body={"prompt": "a kite", "seconds": "4"}))
+        deadline = time.monotonic() + 10
+        while not invoke_api.events and time.monotonic() < deadline:
+            time.sleep(0.02)
+        report = _deliver(worker, invoke_api.events[0][1])
+        created = posted.result(timeout=30)
+    assert report["status"] == "completed", report
+    job = response_json(created)
+    assert job["status"] == "completed" and job["error"] is None, job
+    assert len(invoke_api.events) == 2  # botocore tried twice; both were queued
+    again = _deliver(worker, invoke_api.events[1][1])
+    assert again["status"] == "skipped"
+    assert sim.state.ledger(token)["accepted"]["video"] == 1
 
 
-def test_lambda_async_worker_with_too_little_time_fails_the_job_unsent(
-        make_settings, moto_url: str, aws_credentials, sim, invoke_api: InvokeApi,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lambda_async_worker_with_too_little_time_fails_the_job_unsent(async_lambda, sim,
+                                                                       invoke_api: InvokeApi) -> None:
     """A worker function whose timeout is shorter than VIDEO_TIMEOUT would be cut off after upstream charged the
     job: it fails the job at once instead, with nothing sent."""
-    _, api, worker = _async_runtimes(make_settings, moto_url, monkeypatch)
-    auth = {"Authorization": f"Bearer {API_KEY}"}
-    try:
-        token = _add_account(api, sim)
-        job = response_json(api.invoke(http_event("http_api_v2", "POST", "/v1/videos", headers=auth,
-                                                  body={"prompt": "a kite", "seconds": "4"})))
-        report = worker.invoke(invoke_api.events[-1][1], FakeContext(remaining_ms=29_000, function_name=WORKER))
-        assert report["status"] == "failed" and report["error_code"] == "worker_timeout", report
-        polled = response_json(api.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job['id']}", headers=auth)))
-        assert polled["status"] == "failed" and polled["error"]["code"] == "worker_timeout"
-        assert sim.state.ledger(token)["accepted"].get("video", 0) == 0
-    finally:
-        api.close()
-        worker.close()
+    _, api, worker = async_lambda()
+    token = _add_account(api, sim)
+    job = response_json(_post_video(api, prompt="a kite"))
+    report = _deliver(worker, invoke_api.events[-1][1], remaining_ms=29_000)
+    assert report["status"] == "failed" and report["error_code"] == "worker_timeout", report
+    polled = _poll(api, job["id"])
+    assert polled["status"] == "failed" and polled["error"]["code"] == "worker_timeout"
+    assert sim.state.ledger(token)["accepted"].get("video", 0) == 0
 
 
 def test_lambda_video_without_a_bucket_is_refused_before_anything_is_spent(
@@ -481,12 +467,10 @@ def test_lambda_video_without_a_bucket_is_refused_before_anything_is_spent(
     settings = make_settings(media_backend="local", data_dir=tmp_path / "data", video_drive="async",
                              video_dispatch_function=WORKER)
     api = lambda_runtime(settings, monkeypatch)
-    auth = {"Authorization": f"Bearer {API_KEY}"}
     try:
         token = _add_account(api, sim)
-        refused = api.invoke(http_event("http_api_v2", "POST", "/v1/videos", headers=auth,
-                                        body={"prompt": "a kite", "seconds": "4"}))
-        listed = response_json(api.invoke(http_event("http_api_v2", "GET", "/v1/videos", headers=auth)))
+        refused = _post_video(api, prompt="a kite")
+        listed = response_json(api.invoke(http_event("http_api_v2", "GET", "/v1/videos", headers=AUTH)))
     finally:
         api.close()
     assert refused["statusCode"] == 503, refused
