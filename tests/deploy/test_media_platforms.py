@@ -321,6 +321,11 @@ def _poll(api: LambdaRuntime, job_id: str) -> dict:
     return response_json(api.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job_id}", headers=AUTH)))
 
 
+def _commands(runtime: LambdaRuntime) -> int:
+    """Store commands this execution environment has sent (billed ones, as Upstash counts them)."""
+    return runtime.handler.app.state.gateway._gateway.store.commands_sent
+
+
 def _deliver(worker: LambdaRuntime, event: dict, remaining_ms: int = 300_000) -> dict:
     """The asynchronous invocation Lambda would run, on the ``videos`` function."""
     return worker.invoke(event, FakeContext(remaining_ms=remaining_ms, function_name=WORKER))
@@ -366,6 +371,16 @@ def test_lambda_video_job_runs_in_an_async_invocation(moto_url: str, async_lambd
     done = _poll(api, job["id"])
     assert done["status"] == "completed" and done["progress"] == 100, done
     content = api.invoke(http_event("http_api_v2", "GET", f"/v1/videos/{job['id']}/content", headers=AUTH))
+
+    # Billed store commands of a second job (both environments warm): the POST queues it and logs the request;
+    # the invocation reads, claims, leases, settles, reports progress, writes the outcome and two media records.
+    api_start, worker_start = _commands(api), _commands(worker)
+    second = response_json(_post_video(api, prompt="count me"))
+    posted = _commands(api) - api_start
+    assert _deliver(worker, invoke_api.events[-1][1])["status"] == "completed"
+    ran = _commands(worker) - worker_start
+    print(f"store commands: POST {posted}, invocation {ran}")
+    assert second["status"] == "queued" and posted == 2 and ran <= 10
     assert content["statusCode"] == 302, content
     location = _headers(content)["location"]
     assert location.startswith(f"{moto_url}/{BUCKET}/{settings.s3_prefix}"), location
