@@ -78,10 +78,12 @@ function egress(e) {
       h("li", {}, h("code", {}, "x-statsig-id"), " → ", h("code", {}, "GROK_STATSIG_ID"))));
 }
 
+// Daily buckets are UTC days (the ledger's day keys): a day is labelled with its UTC date, or west of UTC every
+// bucket would carry the previous day's date (its midnight is the evening before there).
 function timeFormat(range) {
   const daily = range === "30d";
   return (ts) => new Date(ts * 1000).toLocaleString(lang() === "zh" ? "zh-CN" : "en-US",
-    daily ? { month: "numeric", day: "numeric" } : { hour: "2-digit", minute: "2-digit" });
+    daily ? { month: "numeric", day: "numeric", timeZone: "UTC" } : { hour: "2-digit", minute: "2-digit" });
 }
 
 function historyView(points, range) {
