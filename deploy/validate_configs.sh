@@ -79,6 +79,19 @@ import json, sys
 template = json.load(open(f"{sys.argv[1]}/cloudformation-template-update-stack.json"))
 kinds = sorted({r["Type"] for r in template["Resources"].values() if r["Type"].startswith(("AWS::Lambda", "AWS::Events", "AWS::ApiGatewayV2"))})
 print(f"{sys.argv[2]}/serverless.yml: packaged by serverless@3 ({len(template['Resources'])} resources: {', '.join(kinds)})")
+# What the packaged template grants and configures for async video jobs (the buffered deployment's `videos`).
+functions = {r["Properties"]["FunctionName"]: r["Properties"] for r in template["Resources"].values()
+             if r["Type"] == "AWS::Lambda::Function"}
+worker = next((props for name, props in functions.items() if name.endswith("-videos")), None)
+if worker is not None:
+    statements = [s for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"
+                  for p in r["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
+    invoke = [s for s in statements if "lambda:InvokeFunction" in s["Action"]]
+    configs = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    assert invoke and worker["Timeout"] >= 300, (invoke, worker["Timeout"])
+    assert configs and configs[0]["MaximumEventAgeInSeconds"] <= 300 and configs[0]["MaximumRetryAttempts"] == 2
+    print(f"  videos worker: timeout {worker['Timeout']} s, event age <= {configs[0]['MaximumEventAgeInSeconds']} s,"
+          f" invokable by the api role")
 EOF
   rm -rf "$out"
 }

@@ -100,7 +100,9 @@ def test_serverless_buffered_deployment() -> None:
     assert videos["timeout"] > Settings().video_timeout
     assert videos["maximumEventAge"] <= Settings().video_timeout + QUEUE_GRACE  # a late event is never claimed
     (invoke,) = [s for s in provider["iam"]["role"]["statements"] if s["Action"] == "lambda:InvokeFunction"]
-    assert invoke["Resource"].endswith(":function:" + worker_name)
+    separator, parts = invoke["Resource"]["Fn::Join"]
+    assert separator == ":" and parts[0] == "arn:aws:lambda" and parts[-2:] == ["function", worker_name]
+    assert parts[1:3] == [{"Ref": "AWS::Region"}, {"Ref": "AWS::AccountId"}]
 
 
 def test_serverless_streaming_deployment() -> None:
