@@ -342,12 +342,19 @@ class MediaStore:
     # -- deleting ---------------------------------------------------------------------------------------------
 
     async def delete(self, media_id: str) -> bool:
+        """Object and record; a video takes its poster with it (the poster is part of it, never shown alone)."""
         item = await self.get(media_id)
         self._cache.pop(media_id, None)
         if item is None:
             return False
-        await self.backend.delete([item.filename])
-        removed, _ = await self.records.forget([media_id])
+        filenames, ids = [item.filename], [media_id]
+        if item.poster:
+            poster_id = item.poster.partition(".")[0]
+            self._cache.pop(poster_id, None)
+            filenames.append(item.poster)
+            ids.append(poster_id)
+        await self.backend.delete(filenames)
+        removed, _ = await self.records.forget(ids)
         return removed > 0
 
     def _remember(self, item: MediaItem) -> None:

@@ -113,6 +113,7 @@ def test_media_video_tile_loads_its_clip_and_poster_then_delete_removes_it(conso
     assert src == entry["url"] and re.fullmatch(re.escape(gateway.url) + r"/media/[^/]+\.mp4", src), src
     assert poster == entry["poster_url"] and poster.startswith(gateway.url + "/media/"), poster
     expect(video).to_have_attribute("aria-label", prompt)
+    expect(page.locator(f'.tile img[src="{poster}"]')).to_have_count(0)  # the poster is this tile's, not one of its own
     assert tile.get_by_role("link", name="Download").get_attribute("href") == src
     # The poster is an image the browser decodes (what the tile shows before the clip is played).
     assert page.evaluate("""(url) => new Promise((resolve) => {
@@ -138,6 +139,7 @@ def test_media_video_tile_loads_its_clip_and_poster_then_delete_removes_it(conso
     expect(tile).to_have_count(0)
     expect(page.locator("#toasts")).to_contain_text("Deleted")
     assert httpx.get(src, timeout=30).status_code == 404
+    assert httpx.get(poster, timeout=30).status_code == 404  # it went with its video
     remaining = gateway.admin("GET", "/admin/media", params={"kind": "video", "limit": 100}).json()["data"]
     assert entry["id"] not in {e["id"] for e in remaining}
     page.reload()  # the gallery as the gateway now lists it

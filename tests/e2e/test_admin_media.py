@@ -68,10 +68,17 @@ def test_list_filter_delete_and_cleanup(media_gw: Deployment) -> None:
     assert gw.admin("DELETE", f"/admin/media/{gone.id}").status_code == 404
     after = gw.admin("GET", "/admin/media").json()
     assert after["count"] == 4 and gone.id not in {e["id"] for e in after["data"]}
+    # A video goes with its poster (the poster is its picture, never shown alone).
+    poster_id = clip["poster_url"].rsplit("/", 1)[-1].partition(".")[0]
+    assert gw.admin("DELETE", f"/admin/media/{clip['id']}").json() == {"id": clip["id"], "deleted": True}
+    assert httpx.get(clip["poster_url"], follow_redirects=True).status_code == 404
+    after = gw.admin("GET", "/admin/media").json()
+    assert after["count"] == 2 and {clip["id"], poster_id}.isdisjoint(e["id"] for e in after["data"])
+    assert after["bytes"] == sum(e["bytes"] for e in after["data"])
 
     time.sleep(2.1)  # everything is past MEDIA_RETENTION_DAYS now
     result = gw.admin("POST", "/admin/media/cleanup")
-    assert result.status_code == 200 and result.json()["deleted"] == 4, result.text
+    assert result.status_code == 200 and result.json()["deleted"] == 2, result.text
     assert result.json()["freed_bytes"] == after["bytes"]
     empty = gw.admin("GET", "/admin/media").json()
     assert empty == {"data": [], "next_cursor": None, "count": 0, "bytes": 0}
