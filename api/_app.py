@@ -97,6 +97,8 @@ def create_app(settings: Settings | None = None, *, gateway_factory: Callable[[]
     app.add_middleware(RequestLedger)  # outermost: logs what the client was really answered
     log = logging.getLogger("grok2api")
     log.setLevel(logging.INFO)
-    if app.state.keys.open_access:
+    if app.state.keys.open_access and settings.is_production:
+        log.info("API_KEYS is not set: clients need a store-managed key (create them in the console)")
+    elif app.state.keys.open_access:
         log.warning("API_KEYS is not set: the OpenAI API accepts any client (development only)")
     return app

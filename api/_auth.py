@@ -46,7 +46,8 @@ class KeyChecker:
 
     @property
     def open_access(self) -> bool:
-        """No API keys configured (development only — production refuses to start without them)."""
+        """No API keys configured: a development gateway then accepts any client; production never does (its
+        clients need a store-managed key)."""
         return not self.api_digests
 
     async def admin(self, request: Request) -> None:

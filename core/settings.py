@@ -119,9 +119,13 @@ class Settings(BaseModel):
     model_config = {"frozen": True}
 
     app_env: Literal["development", "production"] = Field(
-        "development", description="`production` refuses to start without ADMIN_PASSWORD and API_KEYS."
+        "development", description="`production` refuses to start without ADMIN_PASSWORD, and never opens the API to "
+        "clients without a key."
     )
-    api_keys: tuple[str, ...] = Field((), description="Comma-separated client API keys (Bearer or x-api-key).")
+    api_keys: tuple[str, ...] = Field(
+        (), description="Comma-separated client API keys (Bearer or x-api-key), beside the store-managed ones. "
+        "Empty: production accepts store-managed keys only; development accepts any client."
+    )
     admin_password: str | None = Field(None, description="Admin API secret (Bearer). No default in production.")
     cron_secret: str | None = Field(None, description="Bearer secret for cron endpoints (Vercel Cron sends it).")
     encryption_key: str | None = Field(None, description="Encrypts session tokens at rest when set.")
@@ -340,12 +344,8 @@ def _cross_field_problems(values: Mapping[str, object]) -> list[str]:
     is malformed."""
     problems = []
     production = str(values.get("app_env", "")).strip() == "production"
-    keys = values.get("api_keys")
-    has_keys = bool(keys.strip(", ")) if isinstance(keys, str) else bool(keys)
     if production and not values.get("admin_password"):
         problems.append("ADMIN_PASSWORD: required when APP_ENV=production (there is no default).")
-    if production and not has_keys:
-        problems.append("API_KEYS: required when APP_ENV=production.")
     if bool(values.get("upstash_url")) != bool(values.get("upstash_token")):
         problems.append("UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together.")
     if bool(values.get("s3_access_key_id")) != bool(values.get("s3_secret_access_key")):

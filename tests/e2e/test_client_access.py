@@ -162,3 +162,26 @@ def test_token_counters_are_not_logged(url: str) -> None:
     assert httpx.post(url + "/v1/responses/input_tokens", headers=headers,
                       json={"model": "grok-4.5", "input": "how many"}).status_code == 200
     assert httpx.get(url + "/admin/stats", headers=ADMIN).json()["totals"]["requests"] == before
+
+
+def test_production_without_api_keys_takes_store_keys_only(sim: SimulatorServer, embedded_redis, tmp_path) -> None:
+    """No API_KEYS in production: nobody gets in without a key (never the development's open access), and a key
+    made in the console works — so an operator can hand out store-managed keys only."""
+    settings = Settings(
+        app_env="production", admin_password=ADMIN_PASSWORD, redis_url=embedded_redis.url,
+        store_prefix=f"prod-{uuid.uuid4().hex[:8]}:", grok_base_url=sim.base_url, grok_assets_url=sim.assets_url,
+        grok_ws_url=sim.ws_url, first_byte_timeout=10.0, stream_idle_timeout=5.0, data_dir=tmp_path,
+    )
+    with ThreadedServer(create_app(settings)) as server:
+        token = f"prod-{uuid.uuid4().hex}"
+        sim.state.add_account(token, tier="heavy")
+        assert httpx.post(server.url + "/admin/tokens", json={"tokens": [token]}, headers=ADMIN).status_code == 200
+        for headers in ({}, {"Authorization": "Bearer sk-anything"}):
+            refused = httpx.post(server.url + "/v1/chat/completions", json=CHAT, headers=headers)
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["error"]["type"] == "authentication_error"
+        assert httpx.get(server.url + "/v1/models").status_code == 401
+        made = httpx.post(server.url + "/admin/keys", json={"name": "only-key"}, headers=ADMIN)
+        assert made.status_code == 201, made.text
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key=made.json()["secret"], max_retries=0)
+        assert client.chat.completions.create(model="grok-4.5", messages=CHAT["messages"]).choices[0].message.content
