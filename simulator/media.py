@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from functools import lru_cache
+from pathlib import Path
 
 PALETTE: tuple[tuple[int, int, int], ...] = (
     (214, 69, 65),
@@ -112,16 +113,22 @@ def _box(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload) + 8) + kind + payload
 
 
+# A real, playable clip (2 s, 96x160, H.264 baseline, `moov` first), made once with
+#   ffmpeg -f lavfi -i testsrc2=size=96x160:rate=12:duration=2 -c:v libx264 -profile:v baseline -level 3.0 \
+#          -pix_fmt yuv420p -preset veryslow -crf 40 -movflags +faststart -an clip.mp4
+CLIP = Path(__file__).parent / "data" / "clip.mp4"
+
+
 @lru_cache(maxsize=8)
 def mp4(size: int = 262_144) -> bytes:
-    """An ISO-BMFF file (``ftyp`` + ``free`` + ``mdat``) of roughly ``size`` bytes — enough for content-type
-    sniffing and Range tests; it carries no decodable track."""
-    ftyp = _box(b"ftyp", b"isom" + struct.pack(">I", 0x200) + b"isomiso2avc1mp41")
-    free = _box(b"free", b"grok-simulator")
-    filler = max(size - len(ftyp) - len(free) - 8, 0)
+    """An MP4 of exactly ``size`` bytes (at least the clip's): the clip, then a ``free`` box of filler — grok.com's
+    files are H.264 MP4s a browser plays, and the filler gives downloads and Range requests their size."""
+    clip = CLIP.read_bytes()
+    filler = size - len(clip) - 8
+    if filler < 0:
+        return clip
     pattern = bytes(range(256))
-    data = (pattern * (filler // 256 + 1))[:filler]
-    return ftyp + free + _box(b"mdat", data)
+    return clip + _box(b"free", (pattern * (filler // 256 + 1))[:filler])
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:

@@ -218,6 +218,23 @@ class Console:
 
 
 # What the tests click, in each language (the console's own strings).
+def plays(video: Any, *, seconds: float = 0.3) -> tuple[int, int]:
+    """Play a ``<video>`` locator muted until ``seconds`` of it have played; its decoded frame size. Fails when
+    the browser cannot decode the file (the simulator's clips are real H.264, like grok.com's)."""
+    size = video.evaluate("""async (v, seconds) => {
+        v.muted = true;
+        await v.play();
+        const start = performance.now();
+        while (v.currentTime < seconds && !v.error && performance.now() - start < 10000) {
+            await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        v.pause();
+        return v.error ? [-1, v.error.code] : (v.currentTime >= seconds ? [v.videoWidth, v.videoHeight] : [0, 0]);
+    }""", seconds)
+    assert size[0] > 0 and size[1] > 0, f"the video did not play: {size}"
+    return size[0], size[1]
+
+
 T = {
     "en": {"password": "Admin password", "log_in": "Log in", "accounts": "Accounts", "import": "Import",
            "send": "Send", "generate": "Generate", "create_key": "Create key", "create": "Create", "save": "Save",

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.browser.conftest import ADMIN_PASSWORD, API_KEY, Console, Gateway, T, expect
+from tests.browser.conftest import ADMIN_PASSWORD, API_KEY, Console, Gateway, T, expect, plays
 
 LANGS = ["en", "zh"]
 
@@ -308,6 +308,7 @@ def test_playground_video_runs_a_job_and_plays_it(console, gateway: Gateway) -> 
     assert not page.locator(".error-box").count(), page.locator(".error-box").inner_text()
     src = page.locator("video.player").get_attribute("src") or ""
     assert src.startswith("blob:")
+    assert plays(page.locator("video.player")) == (96, 160)  # the simulator's H.264 clip, decoded and played
     assert page.get_by_role("link", name="Download").count() == 1
     # the job the page ran is completed in the gateway, and its content is the stored MP4 (first box `ftyp`)
     headers = {"Authorization": f"Bearer {API_KEY}"}

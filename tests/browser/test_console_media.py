@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.browser.conftest import API_KEY, Console, Gateway, expect
+from tests.browser.conftest import API_KEY, Console, Gateway, expect, plays
 from tests.e2e.media import png
 
 V1 = {"Authorization": f"Bearer {API_KEY}"}
@@ -120,10 +120,10 @@ def test_media_video_tile_loads_its_clip_and_poster_then_delete_removes_it(conso
         const img = new Image(); img.onload = () => resolve(img.naturalWidth); img.onerror = () => resolve(0); img.src = url;
     })""", poster) > 0
     _fetch_image(poster)
-    # The browser's own media request for the clip gets the MP4 (preload="none": nothing is fetched until asked).
-    # The simulator's clip is an ISO-BMFF file with no decodable track, so it is fetched, not played.
+    # The browser's own media request for the clip gets the MP4 (preload="none": nothing is fetched until asked),
+    # and the tile plays it (the simulator's clip is real H.264, as grok.com's are).
     with page.expect_response(lambda r: r.url == src) as clip:
-        video.evaluate("v => { v.muted = true; v.preload = 'auto'; v.load(); }")
+        assert plays(video) == (96, 160)
     assert clip.value.status in (200, 206), clip.value.status
     assert clip.value.headers["content-type"] == "video/mp4"
     plain = httpx.get(src, timeout=30)  # no cookies, no key

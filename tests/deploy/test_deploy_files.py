@@ -227,3 +227,20 @@ def test_platform_tooling() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "vercel.json: valid" in done.stdout
     assert done.stdout.count("packaged by serverless@3") == 2
+
+
+def test_package_data_covers_every_data_file_the_code_loads() -> None:
+    """A wheel install (pip install grok2api) carries the Lua scripts, the catalog, the console and the simulator's
+    clip: every such file matches a `[tool.setuptools.package-data]` pattern of its package."""
+    import fnmatch
+    import tomllib
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    wanted = [*ROOT.glob("core/**/*.lua"), *ROOT.glob("core/*.json"), *ROOT.glob("simulator/data/*"),
+              *ROOT.glob("api/console/static/**/*.*")]
+    assert len(wanted) > 20
+    for path in wanted:
+        package, rest = path.relative_to(ROOT).parts[0], "/".join(path.relative_to(ROOT).parts[1:])
+        globs = patterns.get(package, [])
+        # setuptools' "**" spans directories; fnmatch's "*" already does
+        assert any(fnmatch.fnmatch(rest, g.replace("**/", "")) or fnmatch.fnmatch(rest, g) for g in globs), path
