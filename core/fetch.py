@@ -27,16 +27,18 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
-
-import httpx
 
 from core.errors import InvalidRequest
 from core.netguard import Address, parse_ip, refusal
 
+if TYPE_CHECKING:  # httpx is imported on the first fetch: most requests never fetch, and it costs cold starts
+    import httpx
+
 MAX_REDIRECTS = 3
 DNS_TIMEOUT = 5.0
-TIMEOUT = httpx.Timeout(connect=5.0, read=10.0, write=5.0, pool=10.0)
+TIMEOUT = {"connect": 5.0, "read": 10.0, "write": 5.0, "pool": 10.0}  # seconds (httpx.Timeout)
 MAX_CONNECTIONS = 64  # image fetches in flight in the whole process (each request also has its own cap)
 UNIFORM_TEXT = "the image could not be fetched"
 # Own threads for DNS: a lookup that outlives DNS_TIMEOUT keeps its thread busy, and slow names must not use up
@@ -80,8 +82,10 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Future[ht
 
 
 def _build_client() -> httpx.AsyncClient:
+    import httpx
+
     return httpx.AsyncClient(
-        timeout=TIMEOUT,
+        timeout=httpx.Timeout(**TIMEOUT),
         limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=0),
         follow_redirects=False,
         trust_env=False,
@@ -162,6 +166,8 @@ def _pinned_request(client: httpx.AsyncClient, url: str, host: str, ip: str) -> 
 
 
 async def _send(url: str, host: str, ip: str, param: str) -> httpx.Response:
+    import httpx
+
     client = await shared_client()
     try:
         return await client.send(_pinned_request(client, url, host, ip), stream=True)
@@ -172,6 +178,8 @@ async def _send(url: str, host: str, ip: str, param: str) -> httpx.Response:
 async def _read_body(
     response: httpx.Response, *, max_bytes: int, budget: ByteBudget | None, param: str, host: str
 ) -> bytes:
+    import httpx
+
     if response.status_code != 200:
         raise FetchFailed(param, f"{host} answered HTTP {response.status_code}")
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
