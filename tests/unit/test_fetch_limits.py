@@ -318,3 +318,13 @@ async def _until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-un
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.02)
+
+
+def test_the_app_builds_without_importing_httpx() -> None:
+    """Cold starts: the deployment entry builds the app, and httpx (image fetches only) is not loaded until then."""
+    import subprocess
+    import sys
+
+    code = "import sys, api.index; print('httpx' in sys.modules, 'boto3' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split()[-2:] == ["False", "False"], out.stdout + out.stderr
