@@ -53,8 +53,9 @@ class RequestLedger:
             record.status = status
         if record.status >= 400 and not record.error_kind:
             record.error_kind = f"http_{record.status}"
-        # The record also releases a store key's concurrency slot: one retry rides out a store blip (the answer
-        # is out already), else the slot waits for its TTL.
+        # The record also releases a store key's concurrency slot: one retry rides out a store blip, else the
+        # slot waits for its TTL. The write is idempotent (a timed-out first try may have run). On buffered
+        # platforms (Mangum, Vercel) the response leaves after this, so a retry delays it by RETRY_DELAY.
         for attempt in (1, 2):
             try:
                 gateway = await scope["app"].state.gateway.get()

@@ -102,6 +102,9 @@ class ChatStream:
         ``record``: the request's ledger record (status and answer already set by the caller), completed here and
         written by the same settle command."""
         if self._finished:
+            # Settled already (a repair turn was about to follow, then could not open): what the request still
+            # owes is written on its own, so a stored answer and the log entry are not lost.
+            await self._write_late(keep, record, prompt_tokens, completion_tokens)
             return
         self._finished = True
         closer = getattr(self._rest, "aclose", None)
@@ -137,6 +140,20 @@ class ChatStream:
         )
         if record is not None and ledger is not None:
             record.written = settled
+
+    async def _write_late(self, keep: tuple[str, str, float] | None, record: RequestRecord | None,
+                          prompt_tokens: int, completion_tokens: int) -> None:
+        """One command each for a ``keep`` and an unwritten ``record`` after the lease was settled; never raises
+        (the answer is the client's already)."""
+        try:
+            if keep is not None:
+                key, value, ttl = keep
+                await self._service.pool.store.call("SET", key, value, "EX", max(int(ttl), 1))
+            if record is not None and not record.written and record.logged:
+                self._fill(record, prompt_tokens, completion_tokens)
+                await self._service.ledger.write(record)
+        except GatewayError as exc:
+            log.warning("late write after settle failed: %s", exc.message)
 
     def _fill(self, record: RequestRecord, prompt_tokens: int, completion_tokens: int) -> None:
         record.model = record.model or self.request.requested_model

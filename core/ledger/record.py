@@ -9,6 +9,7 @@ command), or by the middleware when the request ends without one (errors, media,
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class RequestRecord:
     # Whether the record is written: the middleware starts it False and client auth turns it on once it knows who
     # is asking (an anonymous request must not spend store commands); True for records made outside the API.
     logged: bool = True
+    once: str = field(default_factory=lambda: secrets.token_hex(8))  # its write happens once (core/ledger/writer)
     written: bool = False
 
     @property

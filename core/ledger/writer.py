@@ -35,6 +35,7 @@ _SEPARATORS = str.maketrans({_OP: " ", _FIELD: " "})
 
 APPLY_LUA = lua_source("core.ledger", "apply")
 WRITE = Script("ledger.write", APPLY_LUA + "\n" + lua_source("core.ledger", "write"))
+ONCE_TTL = 600  # seconds a record's write marker lives: longer than any retry of that write
 
 
 def label(value: str) -> str:
@@ -88,8 +89,10 @@ class Ledger:
         return _OP.join(_FIELD.join(_clean(field) for field in op) for op in ops)
 
     async def write(self, record: RequestRecord) -> None:
-        """Write the record on its own (one command). Marks it written."""
-        await self.store.run(WRITE, (), [self.ops(record)])
+        """Write the record on its own (one command), at most once however often it is retried. Marks it
+        written."""
+        marker = self.store.key("ledger", "once", record.once)
+        await self.store.run(WRITE, (), [self.ops(record), marker, ONCE_TTL])
         record.written = True
 
     def _counters(self, record: RequestRecord, latency: float, ok: bool) -> dict[str, int]:

@@ -209,6 +209,27 @@ def test_a_reminder_turn_that_fails_leaves_the_first_answer(gw: Deployment, scri
     assert choice.message.tool_calls is None and result.usage.completion_tokens > 0
 
 
+def test_a_stored_response_survives_a_reminder_that_could_not_open(gw: Deployment, script) -> None:
+    """The first turn was settled for its reminder, which then failed: the answer is still stored (``store``:
+    retrievable) and its log entry still carries the model, the account and the tokens."""
+    tag = uuid.uuid4().hex[:8]
+    script(f"Sunny, I believe ({tag}).")
+    gw.sim.state.rules.add(rf"# Tool call required.*\({tag}\)", usage_limit=True)
+    tool = {"type": "function", "name": "get_weather", "parameters": WEATHER["function"]["parameters"]}
+    try:
+        response = gw.client().responses.create(model="grok-4.5-fast", input=f"Oslo? {tag}", store=True,
+                                                tools=[tool], tool_choice="required")
+    finally:
+        gw.sim.state.rules.clear()
+        tested = gw.admin("POST", f"/admin/tokens/{account_id(gw.tokens[0])}/test")
+        assert tested.status_code == 200 and tested.json()["ok"], tested.text
+    assert response.output_text == f"Sunny, I believe ({tag})."
+    assert gw.client().responses.retrieve(response.id).output_text == response.output_text
+    entry = gw.admin("GET", "/admin/logs", params={"limit": 1}).json()["data"][0]
+    assert entry["route"] == "POST /v1/responses" and entry["model"] == "grok-4.5-fast", entry
+    assert entry["account"] and entry["completion_tokens"] > 0 and entry["prompt_tokens"] > 0
+
+
 def test_what_is_not_a_declared_valid_call_stays_text(gw: Deployment, script) -> None:
     fenced = "```\n" + call_line("get_weather", city="Paris") + "\n```"
     for reply in (fenced, call_line("launch_rockets", target="moon"), call_line("get_weather", town="Paris")):
