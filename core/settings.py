@@ -120,7 +120,7 @@ class Settings(BaseModel):
 
     app_env: Literal["development", "production"] = Field(
         "development", description="`production` refuses to start without ADMIN_PASSWORD, and never opens the API to "
-        "clients without a key."
+        "clients without a key (but for the public playground, when it is turned on)."
     )
     api_keys: tuple[str, ...] = Field(
         (), description="Comma-separated client API keys (Bearer or x-api-key), beside the store-managed ones. "

@@ -72,7 +72,7 @@ validate_serverless() {
     API_KEYS=validate ADMIN_PASSWORD=validate AWS_ACCESS_KEY_ID=AKIAVALIDATE AWS_SECRET_ACCESS_KEY=validate \
       SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off \
       "$TOOLS/node_modules/.bin/sls" package --package "$out" >"$out/log.txt" 2>&1 || { cat "$out/log.txt"; exit 1; }
-  )
+  ) || { [ -n "$made" ] && rm -f dist/lambda-x86_64.zip; exit 1; }  # never leave the placeholder to be deployed
   [ -n "$made" ] && rm -f dist/lambda-x86_64.zip
   "$PY" - "$out" "$dir" <<'EOF'
 import json, sys
@@ -82,16 +82,20 @@ print(f"{sys.argv[2]}/serverless.yml: packaged by serverless@3 ({len(template['R
 # What the packaged template grants and configures for async video jobs (the buffered deployment's `videos`).
 functions = {r["Properties"]["FunctionName"]: r["Properties"] for r in template["Resources"].values()
              if r["Type"] == "AWS::Lambda::Function"}
-worker = next((props for name, props in functions.items() if name.endswith("-videos")), None)
+worker_id, worker = next(((rid, r["Properties"]) for rid, r in template["Resources"].items()
+                          if r["Type"] == "AWS::Lambda::Function"
+                          and r["Properties"]["FunctionName"].endswith("-videos")), (None, None))
 if worker is not None:
     statements = [s for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"
                   for p in r["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
-    invoke = [s for s in statements if "lambda:InvokeFunction" in s["Action"]]
-    configs = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
-    assert invoke and worker["Timeout"] >= 300, (invoke, worker["Timeout"])
+    grants = [json.dumps(s["Resource"]) for s in statements if "lambda:InvokeFunction" in s["Action"]]
+    configs = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
+               and r["Properties"]["FunctionName"] == {"Ref": worker_id}]
+    assert any(worker["FunctionName"] in grant for grant in grants), ("no invoke grant on the worker", grants)
+    assert worker["Timeout"] >= 300, worker["Timeout"]
     assert configs and configs[0]["MaximumEventAgeInSeconds"] <= 300 and configs[0]["MaximumRetryAttempts"] == 2
     print(f"  videos worker: timeout {worker['Timeout']} s, event age <= {configs[0]['MaximumEventAgeInSeconds']} s,"
-          f" invokable by the api role")
+          f" {configs[0]['MaximumRetryAttempts']} retries, invokable by the role: {worker['FunctionName']}")
 EOF
   rm -rf "$out"
 }

@@ -446,6 +446,10 @@ class TokenPool:
         follow. ``next_cursor`` is None at the end. ``total`` counts every account matching the filter, when the
         index can tell without a scan (no filter, or tier or status alone)."""
         limit = max(1, min(limit, _PAGE_MAX))
+        # Lua lowers ASCII only, so the needle is lowered the same way; tags are stored as JSON text with non-ASCII
+        # escaped (\u00e9), so the needle is also looked for in that form.
+        needle = "".join(c.lower() if c.isascii() else c for c in (text or "").strip())
+        escaped = json.dumps(needle)[1:-1]
         args = [
             *self._context(self._clock()),
             cursor,
@@ -454,9 +458,10 @@ class TokenPool:
             tier or "",
             status or "",
             json.dumps(tag) if tag else "",
-            (text or "").strip().lower(),
+            needle,
             quota or "",
             " ".join(CHAT_MODES),
+            escaped if escaped != needle else "",
         ]
         reply = await self.store.run(script("page"), [self.keys.ids], args)
         now = self._clock()

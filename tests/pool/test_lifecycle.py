@@ -282,6 +282,13 @@ async def test_listing_is_paged_with_filters_and_totals(pool: TokenPool) -> None
         cursor = page.next_cursor
     assert found == [accounts[22]] and page.total is None
     assert [a.id for a in (await pool.page(text=accounts[5][-8:])).accounts] == [accounts[5]]
+    # Not only ASCII: a note and a tag in Chinese (tags are JSON text with \u escapes in the store), and é
+    await pool.set_note(accounts[11], "备用账号 Équipe")
+    await pool.set_tags(accounts[12], ["eu", "夜班"])
+    assert [a.id for a in (await pool.page(text="备用")).accounts] == [accounts[11]]
+    assert [a.id for a in (await pool.page(text="Équipe")).accounts] == [accounts[11]]
+    assert [a.id for a in (await pool.page(text="équipe")).accounts] == []  # case folds for ASCII only (Lua)
+    assert [a.id for a in (await pool.page(text="夜班")).accounts] == [accounts[12]]
     assert [a.id for a in await pool.list(status="active", tag="eu")] == accounts[4:7] + accounts[8:]
     assert len(await pool.list()) == 25
     await pool.add([fake_token(99)])

@@ -4,13 +4,14 @@
 -- ARGV: 1..8 context (common.lua), 9 cursor (import sequence, exclusive), 10 limit, 11 scan budget,
 --       12 tier ('' = any), 13 status ('' = any: active|cooling|invalid|disabled), 14 tag as JSON ('' = any),
 --       15 search text, lower case ('' = any): a substring of the id, masked token, note or tags,
---       16 chat quota left ('' = any | some | none | unknown), 17 the chat modes it sums, space-separated
+--       16 chat quota left ('' = any | some | none | unknown), 17 the chat modes it sums, space-separated,
+--       18 the search text as JSON escapes it ('' = the same; tags are stored as JSON text)
 -- Reply: {next cursor ('0' = no more), total matching ('' = unknown: a tag, search or quota filter, or two),
 --        rows...}
 --        rows: {id, in_flight, {field, value, ...}}
 local cursor, limit, budget = ARGV[9], tonumber(ARGV[10]), tonumber(ARGV[11])
 local want_tier, want_status, want_tag, want_text = ARGV[12], ARGV[13], ARGV[14], ARGV[15] or ''
-local want_quota, modes = ARGV[16] or '', ARGV[17] or ''
+local want_quota, modes, want_escaped = ARGV[16] or '', ARGV[17] or '', ARGV[18] or ''
 local batch = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. cursor, '+inf', 'WITHSCORES', 'LIMIT', 0, budget)
 
 local function status(f)
@@ -31,6 +32,11 @@ local function quota_left(f)
   return sum > 0 and 'some' or 'none'
 end
 
+local function matches_text(id, f)
+  local hay = string.lower(id .. ' ' .. (f.masked or '') .. ' ' .. (f.note or '') .. ' ' .. (f.tags or ''))
+  return string.find(hay, want_text, 1, true) or (want_escaped ~= '' and string.find(hay, want_escaped, 1, true))
+end
+
 local out = {'0', ''}
 local last, found = cursor, 0
 for i = 1, #batch, 2 do
@@ -49,8 +55,7 @@ for i = 1, #batch, 2 do
     end
     if (want_tier == '' or (f.tier or 'unknown') == want_tier) and (want_status == '' or status(f) == want_status)
         and (want_tag == '' or string.find(f.tags or '', want_tag, 1, true))
-        and (want_text == '' or string.find(string.lower(id .. ' ' .. (f.masked or '') .. ' ' .. (f.note or '')
-                                                         .. ' ' .. (f.tags or '')), want_text, 1, true))
+        and (want_text == '' or matches_text(id, f))
         and (want_quota == '' or quota_left(f) == want_quota) then
       found = found + 1
       local in_flight = redis.call('ZCOUNT', A .. id .. ':leases', '(' .. fmt(NOW), '+inf')

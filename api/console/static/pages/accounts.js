@@ -71,6 +71,10 @@ export default function accounts(main) {
 
   async function load(reset, rounds = 0) {
     const seq = ++state.seq;  // only the newest answer is shown (a slow one for an older search is dropped)
+    if (reset) {  // a new filter: nothing of the old list (nor its "more" cursor) can mix into the new one
+      state.next = null;
+      moreBtn.hidden = true;
+    }
     try {
       const params = new URLSearchParams({ limit: "100" });
       for (const [k, v] of Object.entries(state.filters)) if (v) params.set(k, v);

@@ -31,8 +31,7 @@ export default function media(main) {
       usage.textContent = t("media_usage", { n: page.count ?? page.data.length, size: bytes(page.bytes) });
       if (reset && !page.data.length) grid.append(h("p", { class: "muted" }, t("no_media")));
       // A video's poster is its tile's picture, not a tile of its own (deleting the video deletes it too).
-      const posters = new Set(page.data.filter((i) => i.poster_url).map((i) => i.poster_url.split("/").pop()));
-      for (const item of page.data) if (!posters.has(item.url.split("?")[0].split("/").pop())) grid.append(tile(item));
+      for (const item of page.data) if (!(item.source || "").startsWith("videos/poster")) grid.append(tile(item));
       more.hidden = !next;
     } catch (error) {
       clear(grid, error.status === 404 ? h("p", { class: "muted" }, t("not_available_yet"), " (", error.message, ")") : errorBox(error));
