@@ -220,6 +220,10 @@ class AnswerRun:
         except GatewayError as exc:  # no account, upstream refused: judge the first answer as it is
             log.info("repair turn not opened (%s); keeping the first answer", exc.message)
             return False
+        record = ledger.current()
+        if record is not None:  # the request's log entry and a key's token quota count every turn upstream did
+            record.prompt_tokens += self.prompt_tokens
+            record.completion_tokens += self.completion_tokens
         self.stream = stream
         self.prompt_tokens += estimate_tokens(extra)  # the repair turn's message: the request's plus ``extra``
         self.builder, self.shaper = self._builder(), ReplyShaper(self.spec)

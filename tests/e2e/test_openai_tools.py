@@ -329,9 +329,14 @@ def test_one_repair_turn_fixes_invalid_json(gw: Deployment, script, stream: bool
         chunks = list(gw.client().chat.completions.create(stream=True, **kwargs))
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     else:
-        text = gw.client().chat.completions.create(**kwargs).choices[0].message.content
+        result = gw.client().chat.completions.create(**kwargs)
+        text = result.choices[0].message.content
     assert json.loads(text) == {"name": "Ann", "age": 41}  # only the repaired answer reaches the client
     assert accepted() == before + 2  # the answer and its repair, on the same account
+    if not stream:  # the client's usage is the answer it got; the log counts both turns upstream answered
+        entry = gw.admin("GET", "/admin/logs", params={"limit": 1}).json()["data"][0]
+        assert entry["completion_tokens"] > result.usage.completion_tokens, (entry, result.usage)
+        assert entry["prompt_tokens"] > result.usage.prompt_tokens, (entry, result.usage)
 
 
 def test_json_object_mode(gw: Deployment, script) -> None:
