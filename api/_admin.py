@@ -141,7 +141,7 @@ async def list_tokens(
 def _cursor(value: str | None) -> int:
     if value is None or value == "":
         return 0
-    if not value.isdigit():
+    if not value.isdecimal():
         raise InvalidRequest("cursor must be a next_cursor value from a previous page", param="cursor")
     return int(value)
 
@@ -245,7 +245,7 @@ async def usage(
 ) -> dict[str, Any]:
     """The day's counters. With ``limit`` or ``cursor``: one page (``next_cursor`` null at the end; an account's
     counters may be split over two pages), for pools too big to send in one answer."""
-    if day is not None and not (len(day) == 8 and day.isdigit()):
+    if day is not None and not (len(day) == 8 and day.isdecimal()):
         raise InvalidRequest("day must be YYYYMMDD", param="day")
     if limit is None and cursor is None:
         return {"day": day, "usage": await gw.pool.usage(day), "store_commands": gw.store.commands_sent}

@@ -106,7 +106,7 @@ async def list_keys(
     q: str = Query("", max_length=100, description="name contains (case-insensitive)"),
     gw: Gateway = Depends(gateway),
 ) -> dict[str, Any]:
-    offset = int(cursor) if cursor and cursor.isdigit() else 0
+    offset = int(cursor) if cursor and cursor.isdecimal() else 0
     keys, next_offset, total = await gw.keys.page(offset=offset, limit=limit, name=q)
     return {"data": [k.public() for k in keys], "next_cursor": str(next_offset) if next_offset else None,
             "total": total}

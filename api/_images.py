@@ -402,7 +402,7 @@ async def _read_multipart(
 def _form_fields(fields: dict[str, Any]) -> ImageEditRequest:
     """Form fields are text: numbers and booleans as OpenAI's SDK writes them."""
     for key in ("n", "partial_images"):
-        if isinstance(fields.get(key), str) and fields[key].strip().lstrip("-").isdigit():
+        if isinstance(fields.get(key), str) and fields[key].strip().lstrip("-").isdecimal():
             fields[key] = int(fields[key])
     if isinstance(fields.get("stream"), str):
         fields["stream"] = fields["stream"].strip().lower() in ("true", "1")

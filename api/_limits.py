@@ -151,7 +151,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or ()).get(b"content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:  # bytes: ASCII digits only
             await _reject(scope, send, self.too_large())
             return
         body = await self._read(receive)

@@ -104,7 +104,7 @@ def parse(settings: Settings, cookie: str, now: float | None = None) -> Session 
     """The session a cookie value stands for, if its signature is good and it has not expired (no I/O)."""
     key = signing_key(settings)
     parts = cookie.split(".")
-    if key is None or len(parts) != 4 or parts[0] != "v1" or not parts[1].isdigit():
+    if key is None or len(parts) != 4 or parts[0] != "v1" or not parts[1].isdecimal():
         return None
     expected = _sign(key, ".".join(parts[:3]))
     if not hmac.compare_digest(expected.encode(), parts[3].encode()):

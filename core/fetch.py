@@ -186,7 +186,7 @@ async def _read_body(
     if encoding not in ("", "identity"):
         raise FetchFailed(param, f"{host} sent Content-Encoding {encoding!r}")
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if declared.isdecimal() and int(declared) > max_bytes:
         raise FetchFailed(param, f"{host} declares {declared} bytes, cap {max_bytes}")
     body = bytearray()
     try:

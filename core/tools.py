@@ -373,7 +373,7 @@ def _pointer(root: dict, ref: str, where: str) -> Any:
         part = raw.replace("~1", "/").replace("~0", "~")
         if isinstance(node, dict) and part in node:
             node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        elif isinstance(node, list) and part.isdecimal() and int(part) < len(node):
             node = node[int(part)]
         else:
             raise InvalidRequest(f"{where}: $ref {ref!r} points at nothing")

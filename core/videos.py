@@ -155,7 +155,7 @@ def parse_params(
         count = DEFAULT_SECONDS
     else:
         text = str(seconds).strip()
-        if isinstance(seconds, bool) or not text.isdigit() or not MIN_SECONDS <= int(text) <= MAX_SECONDS:
+        if isinstance(seconds, bool) or not text.isdecimal() or not MIN_SECONDS <= int(text) <= MAX_SECONDS:
             raise InvalidRequest(f"`{seconds_param}` must be a whole number from {MIN_SECONDS} to {MAX_SECONDS} "
                                  "(over 15 s: extension rounds)", param=seconds_param)
         count = int(text)

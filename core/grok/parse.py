@@ -281,7 +281,7 @@ def _stream_error(error: Any, code: Any = None) -> StreamError:
         severity = _str(error.get("severity")).upper()
     else:
         message, severity = str(error), ""
-    if isinstance(code, str) and code.isdigit():
+    if isinstance(code, str) and code.isdecimal():
         code = int(code)
     if any(marker in message.lower() for marker in _BLOCKED_MARKERS):
         # Blocked accounts share code 7 with anti-bot rejections; keep them apart (retrying cannot help).

@@ -173,3 +173,21 @@ def test_production_serves_no_openapi_schema_or_docs(tmp_path) -> None:
             assert response.json()["error"]["code"] == "not_found"
     dev = create_app(Settings(data_dir=str(tmp_path)))
     assert dev.openapi_url == "/openapi.json"
+
+
+# -- digits that are not decimal ("²".isdigit() is True, int("²") raises) --------------------------------------------
+
+
+@pytest.mark.parametrize("method,path,kwargs", [
+    ("POST", "/v1/videos", {"json": {"prompt": "a kite", "seconds": "²"}}),
+    ("POST", "/v1/videos", {"files": {"prompt": (None, "a kite"), "seconds": (None, "³")}}),
+    ("GET", "/admin/tokens", {"params": {"cursor": "²"}}),
+    ("GET", "/admin/usage", {"params": {"day": "2026120²"}}),
+    ("GET", "/admin/keys", {"params": {"cursor": "²"}}),
+])
+def test_superscript_digits_are_a_clear_400(gateway: Deployment, method: str, path: str, kwargs: dict) -> None:
+    auth = AUTH if path.startswith("/v1") else {"Authorization": f"Bearer {ADMIN_PASSWORD}"}
+    response = httpx.request(method, gateway.url + path, headers=auth, timeout=30, **kwargs)
+    assert response.status_code in (200, 400), response.text  # never a 500
+    if response.status_code == 400:
+        assert response.json()["error"]["type"] == "invalid_request_error"
