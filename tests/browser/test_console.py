@@ -73,7 +73,7 @@ def test_login_shows_the_gateway_message_then_logs_in(console, lang: str) -> Non
     c.errors.allow(r"/admin/login$", 401)
     c.open()
     page = c.page
-    assert page.locator("html").get_attribute("lang") == ("zh-CN" if lang == "zh" else "en")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN" if lang == "zh" else "en")  # set once i18n ran
     c.shot("login")
     page.get_by_label(T[lang]["password"]).fill("wrong password")
     page.get_by_role("button", name=T[lang]["log_in"]).click()

@@ -174,7 +174,7 @@ def test_misconfigured_entry_answers_500_instead_of_dying(tmp_path: Path) -> Non
             assert response.status_code == 500
             problems = response.json()["error"]["problems"]
             assert any(p.startswith("ADMIN_PASSWORD:") for p in problems)
-            assert any(p.startswith("API_KEYS:") for p in problems)
+            assert not any(p.startswith("API_KEYS:") for p in problems)  # optional: store-managed keys suffice
             assert any("UPSTASH_REDIS_REST_TOKEN" in p for p in problems)
     finally:
         fn.stop()
