@@ -290,7 +290,7 @@ def test_playground_images_fill_the_grid_as_partials_arrive(console, gateway: Ga
     page.get_by_text(re.compile("Took|Error")).or_(page.locator(".error-box")).first.wait_for()
     assert not page.locator(".error-box").count(), page.locator(".error-box").inner_text()
     page.get_by_text("Took").wait_for()
-    assert page.locator(".slot img").count() == 2
+    expect(page.locator(".slot img")).to_have_count(2)
     assert page.evaluate("window.__partials") >= 1, "no partial image was shown"
     c.shot("playground-images")
 

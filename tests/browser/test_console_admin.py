@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.browser.conftest import Console, Gateway, T
+from tests.browser.conftest import Console, Gateway, T, expect
 
 LANGS = ["en", "zh"]
 
@@ -57,8 +57,7 @@ def test_key_secret_once_used_by_the_sdk_then_in_log_and_usage(console, gateway:
     # The key's usage: today's count on the list, the day in its detail.
     c.go("keys")
     key_row = page.locator("tbody tr", has_text=name)
-    key_row.wait_for()
-    assert re.search(r"\b1 \(0 ✗\)", key_row.inner_text()), key_row.inner_text()
+    expect(key_row).to_contain_text(re.compile(r"(?<![0-9])1 \(0 ✗\)"))  # today: 1 request, 0 failed
     key_row.locator("button.link").click()
     page.get_by_role("dialog").locator("tbody tr").first.wait_for()
     assert time.strftime("%Y%m%d", time.gmtime()) in page.get_by_role("dialog").inner_text()
@@ -169,7 +168,7 @@ def test_every_page_screenshot_and_accessibility(console, gateway: Gateway, lang
         menu = page.get_by_role("button", name=re.compile("^Menu$|^菜单$"))
         assert not page.locator("nav#nav a").first.is_visible()
         menu.click()
-        assert menu.get_attribute("aria-expanded") == "true"
+        expect(menu).to_have_attribute("aria-expanded", "true")
         page.locator("nav#nav a").first.wait_for(state="visible")
         page.wait_for_timeout(300)  # the drawer's slide-in
         c.shot("drawer")
