@@ -344,7 +344,7 @@ def test_restart_with_the_same_instance_id_frees_the_killed_runs_leases(tmp_path
     try:
         add_token(first)
         with httpx.stream("POST", first.url + "/v1/chat/completions", timeout=30,
-                          json=chat_body("a long answer #long=100", stream=True),
+                          json=chat_body("a long answer #long=100 #stall=20", stream=True),  # still running
                           headers={"Authorization": f"Bearer {API_KEY}"}) as response:
             next(line for line in response.iter_lines() if line.startswith("data: {"))
             first.process.send_signal(signal.SIGKILL)  # no cleanup runs: the lease stays in Redis
