@@ -96,19 +96,21 @@ def is_scheduled_event(event: Any) -> bool:
     )
 
 
-def cron_budget(context: Any) -> float:
-    """Seconds the cron slice may take: what the invocation has left, less a margin for reporting."""
+def _seconds_left(context: Any) -> float | None:
+    """What the invocation has left, less a margin for reporting (``None`` without a Lambda context)."""
     remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining_ms is None:
-        return 20.0
-    return max(1.0, min(CRON_MAX_BUDGET, remaining_ms() / 1000 - CRON_MARGIN))
+    return None if remaining_ms is None else max(1.0, remaining_ms() / 1000 - CRON_MARGIN)
+
+
+def cron_budget(context: Any) -> float:
+    """Seconds the cron slice may take: what the invocation has left, at most ``CRON_MAX_BUDGET``."""
+    left = _seconds_left(context)
+    return 20.0 if left is None else min(CRON_MAX_BUDGET, left)
 
 
 def job_budget(context: Any) -> float | None:
-    """Seconds a video job may run in this invocation: what it has left less a margin for writing the outcome
-    (``None`` outside Lambda: ``VIDEO_TIMEOUT`` alone)."""
-    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
-    return None if remaining_ms is None else max(1.0, remaining_ms() / 1000 - CRON_MARGIN)
+    """Seconds a video job may run in this invocation (``None`` outside Lambda: ``VIDEO_TIMEOUT`` alone)."""
+    return _seconds_left(context)
 
 
 handler = LambdaHandler(load_app())

@@ -32,7 +32,6 @@ from core.videos import (
     MAX_SECONDS,
     SIZES,
     drive,
-    new_job_id,
     parse_params,
     start_job,
 )
@@ -103,23 +102,8 @@ async def create_video(request: Request, gw: Gateway = Depends(gateway)) -> JSON
 
     gw.media.check_available()  # no bucket where one is needed: say so before any quota is spent
     settings, jobs = gw.settings, _jobs(gw)
-    now = time.time()
-    job: dict[str, Any] = {
-        "id": new_job_id(), "model": spec.id, "seconds": params.seconds, "size": params.size,
-        "prompt": params.prompt, "created_at": int(now), "expires_at": int(now + settings.video_job_ttl),
-        "progress": 0, "owner": ledger.requester(),
-    }
     if settings.video_drive in ("poll", "async"):  # another request or invocation runs it
-        job = await video_queue.queue(gw, job, image, score=now)
-        if gw.video_dispatch is not None:
-            try:
-                await gw.video_dispatch.send(job["id"])
-            except video_queue.DispatchFailed as exc:  # nothing was sent upstream: the job simply failed
-                failed = {"status": "failed", "error_code": exc.code or "dispatch_failed", "error_message": exc.message}
-                if await jobs.transition(job["id"], "queued", **failed):
-                    job.update(failed)
-                else:  # an invocation that timed out on our side reached Lambda after all: the worker has it
-                    job = await jobs.get(job["id"]) or job
+        job = await video_queue.queue(gw, spec, params, image, owner=ledger.requester())
         return JSONResponse(video_object({k: str(v) for k, v in job.items()}))
     job = await start_job(jobs, spec, params, timeout=settings.video_timeout, ttl=settings.video_job_ttl,
                           owner=ledger.requester())

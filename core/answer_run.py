@@ -156,12 +156,11 @@ class AnswerRun:
                 continue
             if self.shaper.json_problems and await self._repair_json():
                 continue
-            if self.shaper.call_missing:
-                if self.spec.choice is not None and await self._repair(
-                        call_reminder(self.spec.choice, self.shaper.content + self.shaper.withheld_text)):
+            choice = self.spec.choice
+            if self.shaper.call_missing and choice is not None:  # call_missing: must_call, so a choice is set
+                if await self._repair(call_reminder(choice, self.shaper.content + self.shaper.withheld_text)):
                     continue
-                log.info("tool_choice %s: no call after the repair turn; answering with text",
-                         self.spec.choice.mode if self.spec.choice else "?")
+                log.info("tool_choice %s: no call after the repair turn; answering with text", choice.mode)
                 events += self.shaper.release_held()
             self.finish = finish
             for out in events:

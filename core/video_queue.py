@@ -32,7 +32,7 @@ from core.attachments import EXTENSIONS, Attachment, sniff_image
 from core.catalog import VideoModelSpec
 from core.errors import GatewayError, InvalidRequest
 from core.settings import Settings
-from core.videos import VideoJobs, VideoParams, VideoService, drive, is_job_id, parse_params
+from core.videos import VideoJobs, VideoParams, VideoService, drive, is_job_id, new_job, parse_params
 
 if TYPE_CHECKING:
     from core.gateway import Gateway
@@ -54,14 +54,34 @@ def service_of(gw: Gateway) -> VideoService:
     return VideoService(gw.settings, gw.pool, gw.client, gw.media)
 
 
-async def queue(gw: Gateway, job: dict[str, Any], image: Attachment | None, *, score: float) -> dict[str, Any]:
-    """Store a new job ``queued`` (1 command, +1 for a reference image); returns the record written."""
-    job = {**job, "status": "queued"}
+async def queue(gw: Gateway, spec: VideoModelSpec, params: VideoParams, image: Attachment | None,
+                **extra: str | int | float) -> dict[str, Any]:
+    """Store a new job ``queued`` (1 command, +1 for a reference image) and, with ``VIDEO_DRIVE=async``, hand it
+    to its worker (``dispatch``); returns the record as it then is."""
+    now = time.time()
+    job = new_job(spec, params, ttl=gw.settings.video_job_ttl, now=now, status="queued", **extra)
     if image is not None:
         stored = await gw.media.put(image.data, mime=image.mime, kind="image", source="videos/input",
-                                    prompt=str(job.get("prompt", ""))[:1000])
+                                    prompt=params.prompt[:1000])
         job["ref_media"] = stored.id
-    await jobs_of(gw).create(job, score=score)
+    await jobs_of(gw).create(job, score=now)
+    return await dispatch(gw, job)
+
+
+async def dispatch(gw: Gateway, job: dict[str, Any]) -> dict[str, Any]:
+    """Hand a just-queued job to ``VIDEO_DISPATCH_FUNCTION`` (nothing to do without one: a poll will run it). A
+    dispatch that fails fails the job — unless it timed out on our side after Lambda had queued it, and the
+    worker has the job already."""
+    if gw.video_dispatch is None:
+        return job
+    try:
+        await gw.video_dispatch.send(job["id"])
+    except DispatchFailed as exc:  # nothing was sent upstream: the job simply failed
+        jobs = jobs_of(gw)
+        failed = {"status": "failed", "error_code": exc.code or "dispatch_failed", "error_message": exc.message}
+        if await jobs.transition(job["id"], "queued", **failed):
+            return {**job, **failed}
+        return await jobs.get(job["id"]) or job
     return job
 
 

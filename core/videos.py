@@ -378,20 +378,26 @@ class JobOutcome:
     error: GatewayError | None = None  # failed: why (its HTTP status, for callers that answer with it)
 
 
+def new_job(spec: VideoModelSpec, params: VideoParams, *, ttl: float, now: float,
+            **extra: str | int | float) -> dict[str, Any]:
+    """The record of a new job (not stored yet): what was asked, when, and ``extra`` (owner, source, status)."""
+    job: dict[str, Any] = {
+        "id": new_job_id(), "model": spec.id, "seconds": params.seconds, "size": params.size,
+        "prompt": params.prompt, "created_at": int(now), "expires_at": int(now + ttl), "progress": 0, **extra,
+    }
+    if params.preset != "custom":
+        job["preset"] = params.preset
+    return job
+
+
 async def start_job(
     jobs: VideoJobs, spec: VideoModelSpec, params: VideoParams, *, timeout: float, ttl: float,
     **extra: str | int | float,
 ) -> dict[str, Any]:
     """A new job record, already ``in_progress`` for the request that is about to drive it (one command)."""
     now = time.time()
-    job: dict[str, Any] = {
-        "id": new_job_id(), "model": spec.id, "seconds": params.seconds, "size": params.size,
-        "prompt": params.prompt, "created_at": int(now), "expires_at": int(now + ttl), "progress": 0,
-        "status": "in_progress", "driver": secrets.token_hex(8), "deadline": now + timeout, "started_at": now,
-        **extra,
-    }
-    if params.preset != "custom":
-        job["preset"] = params.preset
+    job = new_job(spec, params, ttl=ttl, now=now, status="in_progress", driver=secrets.token_hex(8),
+                  deadline=now + timeout, started_at=now, **extra)
     await jobs.create(job, score=now)
     return job
 

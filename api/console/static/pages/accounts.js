@@ -95,10 +95,6 @@ export default function accounts(main) {
     }
   }
 
-  function visible() {
-    return state.rows;  // every filter is applied by the gateway, over the whole pool
-  }
-
   function renderCounts() {
     const s = state.summary;
     if (!s) return clear(countsEl);
@@ -126,7 +122,7 @@ export default function accounts(main) {
   function renderList() {
     renderCounts();
     renderBulk();
-    const rows = visible();
+    const rows = state.rows;  // every filter is applied by the gateway, over the whole pool
     const all = h("input", { type: "checkbox", "aria-label": t("select_all"),
       checked: rows.length > 0 && rows.every((r) => state.selected.has(r.id)),
       onchange: (e) => { for (const r of rows) e.target.checked ? state.selected.add(r.id) : state.selected.delete(r.id); renderList(); } });
